@@ -1,0 +1,3 @@
+"""KeeperHub schedule trigger: cron and interval schedules that fire exactly once."""
+
+__version__ = "0.1.0"
