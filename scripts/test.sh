@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh clone: venv, LocalStack, lint, types, then pytest.
+# PostgreSQL must answer on 127.0.0.1:5432 (or TEST_DATABASE_ADMIN_URL); the tests create and drop
+# their own throwaway databases. LocalStack is started here if it is not up, and stopped again (by
+# the PID we started) when the run ends. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+export PATH="$HOME/.local/bin:$PATH"
+
+export TEST_DATABASE_ADMIN_URL="${TEST_DATABASE_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"
+uv run --frozen python - "$TEST_DATABASE_ADMIN_URL" <<'PY'
+import sys
+import psycopg
+try:
+    psycopg.connect(sys.argv[1], connect_timeout=5).close()
+except psycopg.Error as error:
+    sys.exit(
+        f"PostgreSQL is not reachable at TEST_DATABASE_ADMIN_URL ({error}).\n"
+        "Start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start"
+    )
+PY
+
+started_localstack=""
+cleanup() {
+  if [ -n "$started_localstack" ]; then
+    scripts/localstack.sh stop
+  fi
+}
+trap cleanup EXIT
+if [ "$(scripts/localstack.sh start)" = "started" ]; then
+  started_localstack=1
+fi
+export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}"
+
+uv run --frozen ruff check .
+uv run --frozen ruff format --check .
+uv run --frozen mypy
+uv run --frozen pytest "$@"

@@ -1,0 +1,172 @@
+"""Settings, read from the environment (the spec's variables plus ``SCHEDULER_*`` ones of ours).
+
+Every variable is documented in the README's configuration table; keep the two in step. Secrets are
+``SecretStr`` so that printing or logging a ``Settings`` shows ``**********``. A wrong value stops
+the process at start with one line naming the variable (see ``load_settings``), never a traceback.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Annotated, Literal
+
+from pydantic import (
+    AnyHttpUrl,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from keeperhub_scheduler.errors import SchedulerError
+
+DEFAULT_SQLITE_URL = "sqlite:///keeperhub-scheduler.db"
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class ConfigError(SchedulerError):
+    """A setting that is missing or wrong; the message is one line that names the variable."""
+
+
+class Settings(BaseSettings):
+    """All configuration. Field names are the environment variable names, case-insensitive."""
+
+    model_config = SettingsConfigDict(case_sensitive=False, extra="ignore", frozen=True)
+
+    # --- the spec's variables -------------------------------------------------------------
+    database_url: SecretStr = Field(
+        SecretStr(DEFAULT_SQLITE_URL),
+        description="PostgreSQL (postgresql://user:pass@host:5432/db) or sqlite:///file.db",
+    )
+    sqs_queue_url: str | None = Field(None, description="URL of the SQS queue of schedule runs")
+    aws_endpoint_url: AnyHttpUrl | None = Field(None, description="LocalStack; unset on AWS")
+    aws_region: str = Field("us-east-1", pattern=r"^[a-z]{2}(-[a-z]+)+-\d+$")
+    aws_access_key_id: SecretStr | None = None
+    aws_secret_access_key: SecretStr | None = None
+    keeperhub_url: AnyHttpUrl = Field(
+        AnyHttpUrl("http://127.0.0.1:3000"), description="Base URL of KeeperHub's API"
+    )
+    scheduler_service_api_key: SecretStr | None = Field(
+        None, description="Sent to KeeperHub as X-Service-Key"
+    )
+
+    # --- ours: security ---------------------------------------------------------------------
+    scheduler_api_tokens: Annotated[SecretStr | None, NoDecode] = Field(
+        None, description="Comma-separated bearer tokens accepted by the management API"
+    )
+    scheduler_signing_key: SecretStr | None = Field(
+        None, description="HMAC-SHA256 key that signs queue messages"
+    )
+    scheduler_require_signature: bool | None = Field(
+        None, description="Reject unsigned messages; defaults to true when a signing key is set"
+    )
+
+    # --- ours: queue ------------------------------------------------------------------------
+    scheduler_dlq_url: str | None = Field(None, description="Dead-letter queue; default <queue>-dlq")
+    scheduler_visibility_timeout_seconds: Annotated[int, Field(ge=5, le=43200)] = 30
+    scheduler_max_receive_count: PositiveInt = 10
+
+    # --- ours: dispatcher -------------------------------------------------------------------
+    scheduler_claim_batch_size: Annotated[int, Field(gt=0, le=10_000)] = 500
+    scheduler_misfire_grace_seconds: Annotated[float, Field(ge=0)] = 60.0
+    scheduler_max_sleep_seconds: PositiveFloat = 1.0
+    scheduler_relay_batch_size: Annotated[int, Field(gt=0, le=10_000)] = 500
+    scheduler_relay_concurrency: Annotated[int, Field(gt=0, le=256)] = 16
+    scheduler_relay_lease_seconds: PositiveFloat = 30.0
+    scheduler_stale_enqueued_seconds: PositiveFloat = 3600.0
+
+    # --- ours: executor ---------------------------------------------------------------------
+    scheduler_executor_concurrency: Annotated[int, Field(gt=0, le=1000)] = 50
+    scheduler_receive_concurrency: Annotated[int, Field(gt=0, le=32)] = 4
+    scheduler_receive_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 20
+    scheduler_max_attempts: Annotated[int, Field(gt=0, le=100)] = 5
+    scheduler_retry_base_seconds: PositiveFloat = 2.0
+    scheduler_retry_max_seconds: PositiveFloat = 300.0
+    scheduler_http_connect_timeout_seconds: PositiveFloat = 5.0
+    scheduler_http_read_timeout_seconds: PositiveFloat = 30.0
+    scheduler_drain_seconds: PositiveFloat = 25.0
+
+    # --- ours: service ----------------------------------------------------------------------
+    scheduler_health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
+    scheduler_api_host: str = "127.0.0.1"
+    scheduler_api_port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    scheduler_retention_days: PositiveInt = 30
+    scheduler_retention_max_runs: PositiveInt = 1000
+    scheduler_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    scheduler_log_format: Literal["json", "text"] = "json"
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_database(cls, value: SecretStr) -> SecretStr:
+        url = value.get_secret_value()
+        if not url.startswith(("postgresql", "postgres://", "sqlite")):
+            raise ValueError("must start with postgresql:// or sqlite:///")
+        return value
+
+    @field_validator("sqs_queue_url", "scheduler_dlq_url")
+    @classmethod
+    def _queue_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) SQS queue URL")
+        return value or None
+
+    @model_validator(mode="after")
+    def _retry_bounds(self) -> Settings:
+        if self.scheduler_retry_max_seconds < self.scheduler_retry_base_seconds:
+            raise ValueError(
+                "SCHEDULER_RETRY_MAX_SECONDS must be at least SCHEDULER_RETRY_BASE_SECONDS"
+            )
+        return self
+
+    # --- derived values ---------------------------------------------------------------------
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.get_secret_value().startswith("sqlite")
+
+    @property
+    def dlq_url(self) -> str | None:
+        """The dead-letter queue: set explicitly, or the main queue's URL with ``-dlq``."""
+        if self.scheduler_dlq_url:
+            return self.scheduler_dlq_url
+        return f"{self.sqs_queue_url}-dlq" if self.sqs_queue_url else None
+
+    @property
+    def require_signature(self) -> bool:
+        if self.scheduler_require_signature is not None:
+            return self.scheduler_require_signature
+        return self.scheduler_signing_key is not None
+
+    @cached_property
+    def api_tokens(self) -> tuple[str, ...]:
+        raw = self.scheduler_api_tokens.get_secret_value() if self.scheduler_api_tokens else ""
+        return tuple(token.strip() for token in raw.split(",") if token.strip())
+
+    @property
+    def keeperhub_base_url(self) -> str:
+        return str(self.keeperhub_url).rstrip("/")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into one ``ConfigError`` line.
+
+    The line names the variable and what is wrong, never its value (it may be a secret).
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as error:
+        first = error.errors()[0]
+        where = ".".join(str(part) for part in first["loc"]) or "configuration"
+        problems = len(error.errors())
+        more = f" (and {problems - 1} more)" if problems > 1 else ""
+        raise ConfigError(f"{where.upper()}: {first['msg']}{more}") from None
+
+
+def require(value: str | None, variable: str, purpose: str) -> str:
+    """Return a setting a command cannot run without, or stop with a line that says so."""
+    if not value:
+        raise ConfigError(f"{variable}: required for {purpose}")
+    return value

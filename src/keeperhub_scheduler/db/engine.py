@@ -1,0 +1,76 @@
+"""Connections: one async engine per process, and the one clock claims are decided by."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.engine.url import URL
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+APPLICATION_NAME = "keeperhub-scheduler"
+
+# Our sessions set this custom setting, so the trigger on workflow_schedules can tell our writes
+# (which plan next_run_at themselves) from KeeperHub's (which must be re-planned). See migrations.
+WRITER_SETTING = "keeperhub_scheduler.writer"
+
+
+def sqlalchemy_url(database_url: str, *, driver: str = "async") -> URL:
+    """Turn the spec's ``postgresql://`` (or ``sqlite:///``) URL into one with our driver."""
+    url = make_url(database_url.replace("postgres://", "postgresql://", 1))
+    if url.get_backend_name() == "sqlite":
+        return url.set(drivername="sqlite+aiosqlite" if driver == "async" else "sqlite")
+    return url.set(drivername="postgresql+psycopg")
+
+
+def redacted(database_url: str) -> str:
+    """The URL with its password hidden, for logs and error messages."""
+    return make_url(database_url).render_as_string(hide_password=True)
+
+
+def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+    url = sqlalchemy_url(database_url)
+    if url.get_backend_name() == "sqlite":
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        return engine
+    engine = create_async_engine(
+        url,
+        pool_size=pool_size,
+        max_overflow=pool_size,
+        pool_pre_ping=True,
+        connect_args={"application_name": APPLICATION_NAME},
+    )
+    event.listen(engine.sync_engine, "connect", _mark_our_sessions)
+    return engine
+
+
+def _mark_our_sessions(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"SET {WRITER_SETTING} = 'on'")
+    cursor.close()
+    dbapi_connection.commit()
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    # WAL lets the embedded API read while the dispatcher writes; FKs give the cascades.
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
+async def database_now(connection: AsyncConnection) -> datetime:
+    """The instant claims are decided at: PostgreSQL's transaction clock, or ours for SQLite.
+
+    Every dispatcher and executor reads the same PostgreSQL clock, so their own clocks may drift
+    without two of them disagreeing on what is due.
+    """
+    if connection.dialect.name == "sqlite":
+        return datetime.now(UTC)
+    value = (await connection.execute(text("SELECT now()"))).scalar_one()
+    assert isinstance(value, datetime)
+    return value.astimezone(UTC)

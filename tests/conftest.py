@@ -1,0 +1,45 @@
+"""Fixtures shared by every test: real PostgreSQL databases and real LocalStack queues.
+
+A missing server fails the tests that need it with a message that says how to start it; nothing is
+skipped. ``make test`` starts LocalStack and checks PostgreSQL before pytest runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from keeperhub_scheduler.db.migrate import upgrade
+from tests.support import postgres
+
+
+@pytest.fixture(scope="session")
+def pg_admin_url() -> str:
+    url = postgres.admin_url()
+    problem = postgres.check_reachable(url)
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_template(pg_admin_url: str) -> Iterator[str]:
+    """A database migrated once per run, cloned by ``database_url`` for each test."""
+    name = postgres.new_name("template")
+    upgrade(postgres.create_database(name))
+    yield name
+    postgres.drop_database(name)
+
+
+@pytest.fixture
+def database_url(migrated_template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database of this test's own (``postgresql://`` URL)."""
+    with postgres.throwaway_database("test", template=migrated_template) as url:
+        yield url
+
+
+@pytest.fixture
+def empty_database_url(pg_admin_url: str) -> Iterator[str]:
+    with postgres.throwaway_database("empty") as url:
+        yield url
