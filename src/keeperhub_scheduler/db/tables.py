@@ -130,7 +130,7 @@ schedule_runs = Table(
     Column("kind", Text, nullable=False, server_default=text("'schedule'")),
     Column("scheduled_for", UTCDateTime, nullable=False),  # the occurrence, as the cron says
     Column("scheduled_until", UTCDateTime),  # a skip row may stand for a range of occurrences
-    Column("occurrences", Integer, nullable=False, server_default=text("1")),
+    Column("occurrences", Integer),  # how many a skip range stands for; NULL: too many to count
     Column("due_at", UTCDateTime, nullable=False),  # scheduled_for plus the schedule's jitter
     Column("status", Text, nullable=False),
     Column("skip_reason", Text),

@@ -172,7 +172,7 @@ def _create_schedule_runs() -> None:
         sa.Column("kind", sa.Text, nullable=False, server_default="schedule"),
         sa.Column("scheduled_for", UTCDateTime, nullable=False),
         sa.Column("scheduled_until", UTCDateTime),
-        sa.Column("occurrences", sa.Integer, nullable=False, server_default=sa.text("1")),
+        sa.Column("occurrences", sa.Integer),
         sa.Column("due_at", UTCDateTime, nullable=False),
         sa.Column("status", sa.Text, nullable=False),
         sa.Column("skip_reason", sa.Text),
