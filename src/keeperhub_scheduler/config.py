@@ -66,7 +66,9 @@ class Settings(BaseSettings):
     )
 
     # --- ours: queue ------------------------------------------------------------------------
-    scheduler_dlq_url: str | None = Field(None, description="Dead-letter queue; default <queue>-dlq")
+    scheduler_dlq_url: str | None = Field(
+        None, description="Dead-letter queue; default <queue>-dlq"
+    )
     scheduler_visibility_timeout_seconds: Annotated[int, Field(ge=5, le=43200)] = 30
     scheduler_max_receive_count: PositiveInt = 10
 

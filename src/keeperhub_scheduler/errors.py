@@ -34,4 +34,4 @@ class NotFoundError(SchedulerError, LookupError):
 
 
 class ConflictError(SchedulerError):
-    """A request that contradicts the current state (e.g. resuming a schedule that is not paused)."""
+    """A request that contradicts the current state (e.g. resuming a schedule not paused)."""

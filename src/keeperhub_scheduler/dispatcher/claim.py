@@ -1,0 +1,242 @@
+"""The dispatcher's claim: due schedules in, decided runs out, in one transaction.
+
+``claim_batch`` locks up to ``batch_size`` due schedules with ``FOR UPDATE SKIP LOCKED`` (so any
+number of dispatchers share the work without waiting on each other), asks ``decide`` what each
+one's occurrences since the last decision are, inserts the runs (``ON CONFLICT DO NOTHING`` on
+(schedule_id, scheduled_for): the dedup key) and advances each schedule's ``next_run_at`` and
+``decided_through``. The caller commits; nothing is sent anywhere here (see ``relay``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Row, bindparam, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
+from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, Skip, decide
+from keeperhub_scheduler.errors import InvalidScheduleError
+from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.timing import Timing
+
+log = logging.getLogger(__name__)
+
+S = workflow_schedules
+R = schedule_runs
+
+
+@dataclass
+class ClaimResult:
+    schedules: int = 0
+    fired: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    invalid: int = 0
+
+
+def timing_of(row: Any) -> Timing:
+    """The row's timing, validated (raises ``InvalidScheduleError`` for what KeeperHub wrote)."""
+    return Timing.of(
+        row.cron_expression,
+        row.timezone,
+        interval_seconds=row.interval_seconds,
+        anchor_at=row.anchor_at,
+        start_at=row.start_at,
+        end_at=row.end_at,
+    )
+
+
+async def claim_batch(
+    connection: AsyncConnection, now: datetime, batch_size: int, grace: timedelta
+) -> ClaimResult:
+    rows = await _lock_due(connection, now, batch_size)
+    result = ClaimResult(schedules=len(rows))
+    run_values: list[dict[str, Any]] = []
+    schedule_values: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            timing = timing_of(row)
+        except InvalidScheduleError as error:
+            result.invalid += 1
+            await _park_invalid(connection, row, error, now)
+            continue
+        decision = decide(_state(row, timing, now), now, grace)
+        run_values += await _runs_of(connection, row, decision, now)
+        schedule_values.append(_advance(row, timing, decision))
+        result.fired += len(decision.fires)
+        for skip in decision.skips:
+            result.skipped[skip.reason] += skip.count or 1
+    if run_values:
+        await connection.execute(_insert_runs(connection), run_values)
+    if schedule_values:
+        await connection.execute(_ADVANCE, schedule_values)
+    return result
+
+
+async def _lock_due(connection: AsyncConnection, now: datetime, batch_size: int) -> list[Row[Any]]:
+    statement = (
+        select(S, workflows.c.enabled.label("workflow_enabled"))
+        .join(workflows, workflows.c.id == S.c.workflow_id)
+        .where(S.c.enabled, S.c.next_run_at <= now)
+        .order_by(S.c.next_run_at)
+        .limit(batch_size)
+        .with_for_update(of=S, skip_locked=True)
+    )
+    return list((await connection.execute(statement)).all())
+
+
+def _state(row: Any, timing: Timing, now: datetime) -> ScheduleState:
+    cursor = row.decided_through
+    if row.plan_key != timing.plan_key(row.jitter_seconds):
+        # Changed by someone who did not re-plan it (normally the trigger has already set
+        # decided_through to the change instant): only occurrences after the change count.
+        changed = row.updated_at or now
+        cursor = max(cursor, changed) if cursor else changed
+    return ScheduleState(
+        schedule_id=row.id,
+        timing=timing,
+        decided_through=cursor or now,
+        misfire_policy=row.misfire_policy,
+        catchup_window=timedelta(seconds=row.catchup_window_seconds),
+        max_catchup_runs=row.max_catchup_runs,
+        jitter_seconds=row.jitter_seconds,
+        paused_at=row.paused_at,
+        paused_until=row.paused_until,
+        workflow_enabled=bool(row.workflow_enabled),
+    )
+
+
+async def _runs_of(
+    connection: AsyncConnection, row: Any, decision: Decision, now: datetime
+) -> list[dict[str, Any]]:
+    values = [
+        _run(row, fire.scheduled_for, fire.due_at, now, status="pending") for fire in decision.fires
+    ]
+    for index, skip in enumerate(decision.skips):
+        first_decided = index == 0 and not (
+            decision.fires and decision.fires[0].scheduled_for < skip.first
+        )
+        if first_decided and await _extend_skip_range(
+            connection, row.id, row.decided_through, skip
+        ):
+            continue
+        values.append(
+            _run(row, skip.first, skip.due_at, now, status="skipped")
+            | {
+                "scheduled_until": skip.last,
+                "occurrences": skip.count,
+                "skip_reason": skip.reason,
+                "finished_at": now,
+            }
+        )
+    return values
+
+
+def _run(
+    row: Any, scheduled_for: datetime, due_at: datetime, now: datetime, status: str
+) -> dict[str, Any]:
+    return {
+        "id": new_run_id(),
+        "schedule_id": row.id,
+        "workflow_id": row.workflow_id,
+        "kind": "schedule",
+        "scheduled_for": scheduled_for,
+        "scheduled_until": None,
+        "occurrences": 1,
+        "due_at": due_at,
+        "status": status,
+        "skip_reason": None,
+        "created_at": now,
+        "finished_at": None,
+    }
+
+
+async def _extend_skip_range(
+    connection: AsyncConnection, schedule_id: str, previous_end: datetime | None, skip: Skip
+) -> bool:
+    """Grow the row that skipped the previous occurrences for the same reason, if there is one.
+
+    A schedule paused for a week, or whose workflow is disabled, then keeps one history row that
+    says so, instead of one row per occurrence.
+    """
+    if previous_end is None or skip.count is None:
+        return False
+    statement = (
+        update(R)
+        .where(
+            R.c.schedule_id == schedule_id,
+            R.c.scheduled_until == previous_end,
+            R.c.status == "skipped",
+            R.c.skip_reason == skip.reason,
+            R.c.occurrences.is_not(None),
+        )
+        .values(scheduled_until=skip.last, occurrences=R.c.occurrences + skip.count)
+    )
+    return bool((await connection.execute(statement)).rowcount)
+
+
+def _insert_runs(connection: AsyncConnection) -> Any:
+    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
+    return dialect.insert(R).on_conflict_do_nothing(
+        index_elements=[R.c.schedule_id, R.c.scheduled_for]
+    )
+
+
+def _advance(row: Any, timing: Timing, decision: Decision) -> dict[str, Any]:
+    last_fired = decision.fires[-1].scheduled_for if decision.fires else None
+    return {
+        "b_id": row.id,
+        "b_next_run_at": decision.next_run_at,
+        "b_decided_through": decision.decided_through or row.decided_through,
+        "b_plan_key": timing.plan_key(row.jitter_seconds),
+        "b_last_fired": last_fired,
+        "b_pause_ended": decision.pause_ended,
+    }
+
+
+# One statement for every claimed schedule (executemany): no read-modify-write on any column.
+_ADVANCE = (
+    update(S)
+    .where(S.c.id == bindparam("b_id"))
+    .values(
+        next_run_at=bindparam("b_next_run_at"),
+        decided_through=bindparam("b_decided_through"),
+        plan_key=bindparam("b_plan_key"),
+        last_run_at=func.coalesce(
+            bindparam("b_last_fired", type_=S.c.last_run_at.type), S.c.last_run_at
+        ),
+        paused_at=case((bindparam("b_pause_ended"), None), else_=S.c.paused_at),
+        paused_until=case((bindparam("b_pause_ended"), None), else_=S.c.paused_until),
+        paused_note=case((bindparam("b_pause_ended"), None), else_=S.c.paused_note),
+    )
+)
+
+
+async def _park_invalid(
+    connection: AsyncConnection, row: Any, error: InvalidScheduleError, now: datetime
+) -> None:
+    """A row we cannot read (written by someone else): stop claiming it, and say why on it.
+
+    ``next_run_at`` becomes NULL, so it is not claimed again until it is changed (the trigger
+    then makes it due, and it is read afresh).
+    """
+    log.warning(
+        "schedule has an invalid timing; parked until it is changed",
+        extra={"schedule_id": row.id, "error": str(error)},
+    )
+    await connection.execute(
+        update(S)
+        .where(S.c.id == row.id)
+        .values(
+            next_run_at=None,
+            plan_key=None,
+            last_status="error",
+            last_error=f"invalid schedule: {error}",
+            last_status_for=now.astimezone(UTC),
+        )
+    )

@@ -1,0 +1,193 @@
+"""What to do with a schedule's occurrences since the last decision: the misfire policy, exactly.
+
+Pure: no I/O, no clock. The dispatcher calls ``decide`` for each due schedule inside its claim
+transaction and writes the result. Every occurrence between the last decided one and ``now`` gets a
+verdict: it fires (a run), or it is skipped with a reason (a skip row, which may stand for a range
+of consecutive occurrences skipped for the same reason).
+
+Lateness is measured from an occurrence's due instant (the occurrence plus its jitter):
+
+* up to ``grace`` late: on time; it fires.
+* more than ``grace`` and up to the catch-up window late: missed; the misfire policy decides:
+  ``fire_once`` fires the latest missed occurrence and records the others as ``coalesced``;
+  ``fire_all`` fires the latest ``max_catchup_runs`` and records older ones as ``catchup_limit``;
+  ``skip`` records them all as ``misfired``.
+* more than the catch-up window late: ``missed_window``.
+
+A paused schedule's occurrences (before ``paused_until``) are ``paused``; a disabled workflow's are
+``workflow_disabled``; both whatever their lateness.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from keeperhub_scheduler.timing import ONE_MICROSECOND, Timing, due_occurrences
+
+# Counting occurrences older than the window stops here (the skip row then says "many").
+MAX_COUNTED_OLD = 10_000
+# A guard, not a policy: the window already bounds the walk.
+MAX_WALK = 1_000_000
+
+
+@dataclass(frozen=True)
+class ScheduleState:
+    """What ``decide`` needs to know about one schedule."""
+
+    schedule_id: str
+    timing: Timing
+    decided_through: datetime
+    misfire_policy: str = "fire_once"
+    catchup_window: timedelta = timedelta(days=1)
+    max_catchup_runs: int = 100
+    jitter_seconds: int = 0
+    paused_at: datetime | None = None
+    paused_until: datetime | None = None
+    workflow_enabled: bool = True
+
+
+@dataclass(frozen=True)
+class Fire:
+    scheduled_for: datetime
+    due_at: datetime
+
+
+@dataclass
+class Skip:
+    """Consecutive occurrences skipped for one reason; ``count`` is None when not counted."""
+
+    first: datetime
+    last: datetime
+    count: int | None
+    reason: str
+    due_at: datetime
+
+
+@dataclass
+class Decision:
+    fires: list[Fire] = field(default_factory=list)
+    skips: list[Skip] = field(default_factory=list)
+    decided_through: datetime | None = None  # None: nothing new was decided
+    next_occurrence: datetime | None = None  # None: the schedule has ended
+    next_run_at: datetime | None = None
+    pause_ended: bool = False
+
+
+def decide(state: ScheduleState, now: datetime, grace: timedelta) -> Decision:
+    """Decide every occurrence after ``state.decided_through`` that is due at ``now``."""
+    decision = Decision(pause_ended=_pause_ended(state, now))
+    window = max(state.catchup_window, grace)
+    cursor = state.decided_through
+    # Occurrences certainly older than the window are recorded without looking at each one.
+    certainly_old = now - window - timedelta(seconds=state.jitter_seconds)
+    if cursor < certainly_old:
+        old, cursor = _old_range(state.timing, cursor, certainly_old)
+        decision.decided_through = cursor
+        if old is not None:
+            decision.skips.append(old)
+    due, upcoming = _due_occurrences(state, cursor, now)
+    verdicts = _verdicts(state, due, now, grace, window)
+    fired_since_skip = False
+    for (occurrence, due_at), verdict in zip(due, verdicts, strict=True):
+        if verdict is None:
+            decision.fires.append(Fire(occurrence, due_at))
+            fired_since_skip = True
+        else:
+            _add_skip(decision.skips, occurrence, due_at, verdict, merge=not fired_since_skip)
+            fired_since_skip = False
+    if due:
+        decision.decided_through = due[-1][0]
+    if upcoming is not None:
+        decision.next_occurrence, decision.next_run_at = upcoming
+    return decision
+
+
+def _pause_ended(state: ScheduleState, now: datetime) -> bool:
+    return state.paused_at is not None and (
+        state.paused_until is not None and state.paused_until <= now
+    )
+
+
+def _old_range(timing: Timing, cursor: datetime, before: datetime) -> tuple[Skip | None, datetime]:
+    """One ``missed_window`` row for the occurrences in (cursor, before), and the new cursor."""
+    first: datetime | None = None
+    last = cursor
+    count = 0
+    for occurrence in timing.occurrences_after(cursor):
+        if occurrence >= before:
+            break
+        first = first or occurrence
+        last = occurrence
+        count += 1
+        if count >= MAX_COUNTED_OLD:
+            # Too many to count: the row covers everything up to the window instead.
+            last = before - ONE_MICROSECOND
+            return Skip(first, last, None, "missed_window", first), last
+    if first is None:
+        return None, before - ONE_MICROSECOND
+    return Skip(first, last, count, "missed_window", first), last
+
+
+def _due_occurrences(
+    state: ScheduleState, cursor: datetime, now: datetime
+) -> tuple[list[tuple[datetime, datetime]], tuple[datetime, datetime] | None]:
+    """Occurrences after ``cursor`` due by ``now`` with their due instants, and the next one."""
+    due: list[tuple[datetime, datetime]] = []
+    pairs = due_occurrences(state.timing, state.schedule_id, state.jitter_seconds, cursor)
+    for occurrence, due_at in pairs:
+        if due_at > now or len(due) >= MAX_WALK:
+            return due, (occurrence, due_at)
+        due.append((occurrence, due_at))
+    return due, None
+
+
+def _verdicts(
+    state: ScheduleState,
+    due: list[tuple[datetime, datetime]],
+    now: datetime,
+    grace: timedelta,
+    window: timedelta,
+) -> list[str | None]:
+    """None (fire) or a skip reason for each due occurrence, in order."""
+    verdicts: list[str | None] = []
+    late: list[int] = []  # indexes of missed occurrences the misfire policy decides
+    for index, (occurrence, due_at) in enumerate(due):
+        lateness = now - due_at
+        if (reason := _blocked(state, occurrence)) is not None:
+            verdicts.append(reason)
+        elif lateness > window:
+            verdicts.append("missed_window")
+        elif lateness > grace:
+            verdicts.append("late")  # placeholder, replaced below
+            late.append(index)
+        else:
+            verdicts.append(None)
+    keep = {"fire_once": 1, "fire_all": state.max_catchup_runs, "skip": 0}[state.misfire_policy]
+    dropped = {"fire_once": "coalesced", "fire_all": "catchup_limit", "skip": "misfired"}
+    firing = set(late[len(late) - keep :]) if keep else set()
+    for index in late:
+        verdicts[index] = None if index in firing else dropped[state.misfire_policy]
+    return verdicts
+
+
+def _blocked(state: ScheduleState, occurrence: datetime) -> str | None:
+    if state.paused_at is not None and (
+        state.paused_until is None or occurrence < state.paused_until
+    ):
+        return "paused"
+    if not state.workflow_enabled:
+        return "workflow_disabled"
+    return None
+
+
+def _add_skip(
+    skips: list[Skip], occurrence: datetime, due_at: datetime, reason: str, *, merge: bool
+) -> None:
+    """Extend the previous skip row when it is the same reason and nothing fired in between."""
+    previous = skips[-1] if skips and merge else None
+    if previous is not None and previous.reason == reason and previous.count is not None:
+        previous.last = occurrence
+        previous.count += 1
+        return
+    skips.append(Skip(occurrence, occurrence, 1, reason, due_at))

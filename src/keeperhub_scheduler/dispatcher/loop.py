@@ -1,0 +1,244 @@
+"""The dispatcher: claim due occurrences, relay them, repeat.
+
+``run_once`` is one pass (the spec's CronJob); ``run_forever`` sleeps until the earliest
+``next_run_at`` (at most ``max_sleep``), wakes at once on a PostgreSQL NOTIFY from the schedules
+trigger, and so fires with sub-second precision. Any number of either may run at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler import metrics
+from keeperhub_scheduler.config import Settings
+from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.dispatcher.claim import ClaimResult, claim_batch
+from keeperhub_scheduler.dispatcher.listen import DueListener
+from keeperhub_scheduler.dispatcher.relay import Relay, RelayResult, sweep_stale_runs
+from keeperhub_scheduler.health import Heartbeat
+from keeperhub_scheduler.transport.base import Transport
+
+log = logging.getLogger("keeperhub_scheduler.dispatcher")
+
+SWEEP_EVERY_SECONDS = 30.0
+IDLE_LOG_EVERY_SECONDS = 60.0
+
+
+@dataclass
+class PassResult:
+    schedules: int = 0
+    fired: int = 0
+    skipped: Counter[str] = field(default_factory=Counter)
+    invalid: int = 0
+    relayed: int = 0
+    relay_failed: int = 0
+    swept: int = 0
+    pending: int = 0
+    seconds: float = 0.0
+
+    @property
+    def busy(self) -> bool:
+        return bool(self.schedules or self.relayed or self.relay_failed or self.swept)
+
+    def log_fields(self) -> dict[str, object]:
+        return {
+            "schedules": self.schedules,
+            "fired": self.fired,
+            "skipped": dict(self.skipped),
+            "invalid": self.invalid,
+            "relayed": self.relayed,
+            "relay_failed": self.relay_failed,
+            "swept": self.swept,
+            "pending": self.pending,
+            "seconds": round(self.seconds, 4),
+        }
+
+
+class Dispatcher:
+    def __init__(self, engine: AsyncEngine, transport: Transport, settings: Settings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.grace = timedelta(seconds=settings.scheduler_misfire_grace_seconds)
+        key = settings.scheduler_signing_key
+        self.relay = Relay(
+            engine,
+            transport,
+            signing_key=key.get_secret_value().encode() if key else None,
+            batch_size=settings.scheduler_relay_batch_size,
+            lease=timedelta(seconds=settings.scheduler_relay_lease_seconds),
+        )
+        self.heartbeat = Heartbeat(max_silence=max(30.0, settings.scheduler_max_sleep_seconds * 10))
+        self._relay_failures = 0
+        self._relay_not_before = 0.0
+        self._next_sweep = 0.0
+
+    # --- one pass -------------------------------------------------------------------------
+    async def run_pass(self) -> PassResult:
+        started = time.monotonic()
+        result = PassResult()
+        claiming = asyncio.Event()
+        claiming.set()
+        claim, relayed = await asyncio.gather(
+            self._claim_all(claiming), self._relay_while(claiming)
+        )
+        result.schedules, result.fired, result.invalid = (
+            claim.schedules,
+            claim.fired,
+            claim.invalid,
+        )
+        result.skipped = claim.skipped
+        result.relayed, result.relay_failed = relayed.sent, relayed.failed
+        result.swept = await self._sweep_if_due()
+        result.pending = await self.pending_count()
+        result.seconds = time.monotonic() - started
+        self._record(result, relayed)
+        return result
+
+    async def _claim_all(self, claiming: asyncio.Event) -> ClaimResult:
+        total = ClaimResult()
+        try:
+            while True:
+                began = time.monotonic()
+                async with self.engine.begin() as connection:
+                    now = await database_now(connection)
+                    batch = await claim_batch(
+                        connection, now, self.settings.scheduler_claim_batch_size, self.grace
+                    )
+                metrics.CLAIM_DURATION.observe(time.monotonic() - began)
+                total.schedules += batch.schedules
+                total.fired += batch.fired
+                total.invalid += batch.invalid
+                total.skipped.update(batch.skipped)
+                if batch.schedules < self.settings.scheduler_claim_batch_size:
+                    return total
+        finally:
+            claiming.clear()
+
+    async def _relay_while(self, claiming: asyncio.Event) -> RelayResult:
+        """Relay while the claim runs (so sending overlaps deciding), then once more after it."""
+        total = RelayResult()
+        while True:
+            still_claiming = claiming.is_set()
+            if time.monotonic() >= self._relay_not_before:
+                result = await self.relay.relay_all()
+                total.add(result)
+                self._note_relay(result)
+            if not still_claiming:
+                return total
+            if not total.sent:
+                await asyncio.sleep(0.01)
+
+    def _note_relay(self, result: RelayResult) -> None:
+        """Back off after a failed send (queue outage): 0.5 s doubling to 30 s, reset on success."""
+        if result.failed:
+            self._relay_failures += 1
+            delay = min(30.0, 0.5 * 2 ** (self._relay_failures - 1))
+            self._relay_not_before = time.monotonic() + delay
+            log.warning(
+                "queue refused runs; they stay pending",
+                extra={"failed": result.failed, "retry_in_seconds": delay},
+            )
+        elif result.sent:
+            self._relay_failures = 0
+
+    async def _sweep_if_due(self) -> int:
+        if time.monotonic() < self._next_sweep:
+            return 0
+        self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
+        visibility = self.settings.scheduler_visibility_timeout_seconds
+        return await sweep_stale_runs(
+            self.engine,
+            stale_enqueued=timedelta(seconds=self.settings.scheduler_stale_enqueued_seconds),
+            lease_grace=timedelta(seconds=2 * visibility + 60),
+        )
+
+    async def pending_count(self) -> int:
+        async with self.engine.connect() as connection:
+            statement = select(func.count()).where(schedule_runs.c.status == "pending")
+            return int((await connection.execute(statement)).scalar_one())
+
+    def _record(self, result: PassResult, relayed: RelayResult) -> None:
+        metrics.OCCURRENCES_DECIDED.labels("fired").inc(result.fired)
+        for reason, count in result.skipped.items():
+            metrics.OCCURRENCES_DECIDED.labels("skipped").inc(count)
+            metrics.SKIPPED.labels("dispatcher", reason).inc(count)
+        metrics.RUNS_RELAYED.inc(result.relayed)
+        metrics.RELAY_FAILURES.inc(result.relay_failed)
+        metrics.RUNS_SWEPT.inc(result.swept)
+        metrics.INVALID_SCHEDULES.inc(result.invalid)
+        metrics.OUTBOX_PENDING.set(result.pending)
+        for lag in relayed.lags:
+            metrics.DISPATCH_LAG.observe(max(0.0, lag))
+
+    # --- the two modes --------------------------------------------------------------------
+    async def run_once(self) -> bool:
+        """One pass for the CronJob: True when everything due was decided and relayed."""
+        self._next_sweep = 0.0
+        result = await self.run_pass()
+        log.info("dispatcher pass", extra=result.log_fields())
+        return result.relay_failed == 0 and result.pending == 0
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        listener = DueListener(self.settings) if not self.settings.is_sqlite else None
+        if listener:
+            listener.start()
+        last_log = 0.0
+        try:
+            while not stop.is_set():
+                try:
+                    result = await self.run_pass()
+                except Exception:
+                    log.exception("dispatcher pass failed; retrying in a second")
+                    await _wait(stop, 1.0)
+                    continue
+                self.heartbeat.beat()
+                if result.busy or time.monotonic() - last_log >= IDLE_LOG_EVERY_SECONDS:
+                    log.info("dispatcher pass", extra=result.log_fields())
+                    last_log = time.monotonic()
+                wake = listener.woken if listener else None
+                await _wait(stop, await self._sleep_seconds(result), wake)
+        finally:
+            if listener:
+                await listener.stop()
+
+    async def _sleep_seconds(self, result: PassResult) -> float:
+        """Until the earliest next_run_at, capped; at once when runs are still pending."""
+        cap = self.settings.scheduler_max_sleep_seconds
+        if result.pending and time.monotonic() >= self._relay_not_before:
+            return 0.0
+        async with self.engine.connect() as connection:
+            now = await database_now(connection)
+            earliest = (
+                await connection.execute(
+                    select(func.min(workflow_schedules.c.next_run_at)).where(
+                        workflow_schedules.c.enabled
+                    )
+                )
+            ).scalar_one()
+        if not isinstance(earliest, datetime):
+            return cap
+        return max(0.0, min(cap, (earliest - now).total_seconds()))
+
+
+async def _wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
+    """Sleep up to ``seconds``; return early when ``stop`` or ``wake`` is set."""
+    if seconds <= 0:
+        return
+    events = [stop] + ([wake] if wake else [])
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+    if wake is not None:
+        wake.clear()

@@ -1,0 +1,107 @@
+"""Prometheus metrics, one registry per process, served on ``/metrics``.
+
+Names start with ``keeperhub_scheduler_``; the README's runbook lists the alerts built on them.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+PREFIX = "keeperhub_scheduler_"
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60, 120, 300, 900, 3600)
+CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
+
+# --- dispatcher ---------------------------------------------------------------------------------
+OCCURRENCES_DECIDED = Counter(
+    PREFIX + "occurrences_decided_total",
+    "Occurrences the dispatcher decided, by outcome (fired or skipped)",
+    ["outcome"],
+    registry=REGISTRY,
+)
+RUNS_RELAYED = Counter(
+    PREFIX + "runs_relayed_total", "Runs handed to the transport", registry=REGISTRY
+)
+RELAY_FAILURES = Counter(
+    PREFIX + "relay_failures_total",
+    "Runs the transport refused (they stay pending and are retried)",
+    registry=REGISTRY,
+)
+RUNS_SWEPT = Counter(
+    PREFIX + "runs_swept_total",
+    "Runs put back in the outbox because their message was lost",
+    registry=REGISTRY,
+)
+DISPATCH_LAG = Histogram(
+    PREFIX + "dispatch_lag_seconds",
+    "Enqueued minus scheduled_for, per relayed run",
+    buckets=LAG_BUCKETS,
+    registry=REGISTRY,
+)
+OUTBOX_PENDING = Gauge(
+    PREFIX + "outbox_pending", "Runs decided but not yet enqueued", registry=REGISTRY
+)
+CLAIM_DURATION = Histogram(
+    PREFIX + "claim_duration_seconds",
+    "Time of one claim transaction",
+    buckets=CALL_BUCKETS,
+    registry=REGISTRY,
+)
+INVALID_SCHEDULES = Counter(
+    PREFIX + "invalid_schedules_total",
+    "Schedules parked because their timing cannot be read",
+    registry=REGISTRY,
+)
+
+# --- both: why an occurrence or a run did not execute -------------------------------------------
+SKIPPED = Counter(
+    PREFIX + "skipped_total",
+    "Occurrences (dispatcher) and runs (executor) not executed, by reason",
+    ["stage", "reason"],
+    registry=REGISTRY,
+)
+
+# --- executor -----------------------------------------------------------------------------------
+MESSAGES_RECEIVED = Counter(
+    PREFIX + "messages_received_total", "Messages received", registry=REGISTRY
+)
+RUNS_FINISHED = Counter(
+    PREFIX + "runs_finished_total",
+    "Runs the executor finished, by status (succeeded, failed, dead)",
+    ["status"],
+    registry=REGISTRY,
+)
+RUNS_RETRIED = Counter(
+    PREFIX + "runs_retried_total",
+    "Attempts that failed and were scheduled again",
+    registry=REGISTRY,
+)
+DEAD_LETTERED = Counter(
+    PREFIX + "dead_lettered_total",
+    "Messages moved to the dead-letter queue, by kind of reason",
+    ["reason"],
+    registry=REGISTRY,
+)
+DUPLICATES_DROPPED = Counter(
+    PREFIX + "duplicates_dropped_total",
+    "Deliveries of runs already finished or running elsewhere, acknowledged and dropped",
+    registry=REGISTRY,
+)
+CALL_DURATION = Histogram(
+    PREFIX + "keeperhub_call_seconds",
+    "Duration of POST /api/workflow/{id}/execute, by outcome",
+    ["outcome"],
+    buckets=CALL_BUCKETS,
+    registry=REGISTRY,
+)
+END_TO_END_LAG = Histogram(
+    PREFIX + "end_to_end_lag_seconds",
+    "From scheduled_for to KeeperHub's answer",
+    buckets=LAG_BUCKETS,
+    registry=REGISTRY,
+)
+IN_FLIGHT = Gauge(PREFIX + "executions_in_flight", "KeeperHub calls in progress", registry=REGISTRY)
+
+
+def render() -> bytes:
+    return generate_latest(REGISTRY)

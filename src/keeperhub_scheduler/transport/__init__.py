@@ -1,0 +1,1 @@
+"""Transports between dispatcher and executor (SQS in production, the database embedded)."""

@@ -1,0 +1,63 @@
+"""The transport between dispatcher and executor: one small interface, two implementations.
+
+``sqs.SqsTransport`` is production (the spec's SQS queue); ``database.DatabaseTransport`` is the
+embedded mode's, where runs are received straight from ``schedule_runs``. The dispatcher only
+``send``s; the executor ``receive``s and then settles each delivery exactly one way: ``delete``
+(done), ``retry_later`` (another attempt after a delay), ``dead_letter`` (never again) or
+``release`` (not started; visible again at once, e.g. on shutdown).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    run_id: str  # also the batch entry id, so a partial failure names the runs it lost
+    body: str
+    attributes: dict[str, str]
+
+
+@dataclass
+class Delivery:
+    """One received message. ``handle`` is what settles it (an SQS receipt handle, a run id)."""
+
+    body: str
+    attributes: dict[str, str]
+    handle: str
+    receive_count: int = 1
+    message_id: str = ""
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+class TransportError(Exception):
+    """The transport could not be reached or refused the request; callers retry later."""
+
+
+class Transport(Protocol):
+    async def send(self, messages: Sequence[OutgoingMessage]) -> set[str]:
+        """Send messages; return the run ids that were accepted (the rest stay pending)."""
+        ...
+
+    async def receive(self, max_messages: int, wait_seconds: int) -> list[Delivery]: ...
+
+    async def delete(self, delivery: Delivery) -> None: ...
+
+    async def retry_later(self, delivery: Delivery, delay_seconds: int) -> None: ...
+
+    async def extend(self, delivery: Delivery, seconds: int) -> None:
+        """Keep the delivery invisible to other consumers for ``seconds`` more."""
+        ...
+
+    async def release(self, delivery: Delivery) -> None: ...
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None: ...
+
+    async def check(self) -> None:
+        """Raise ``TransportError`` unless the transport answers (readiness)."""
+        ...
+
+    async def close(self) -> None: ...
