@@ -62,5 +62,14 @@ def configure(level: str = "INFO", fmt: str = "json", secrets: tuple[str, ...] =
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("botocore", "aiobotocore", "httpx", "httpcore", "uvicorn.access", "aiosqlite"):
+    noisy_loggers = (
+        "botocore",
+        "aiobotocore",
+        "httpx",
+        "httpcore",
+        "uvicorn.access",
+        "aiosqlite",
+        "alembic",
+    )
+    for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.WARNING)

@@ -1,0 +1,152 @@
+"""``keeperhub-scheduler``: the one command every process and operator uses.
+
+Exit codes: 0 success; 1 the work failed (e.g. ``dispatcher --once`` could not relay everything);
+2 bad input or configuration (one line on stderr says which and why).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import SecretStr
+
+from keeperhub_scheduler import logs
+from keeperhub_scheduler.config import ConfigError, Settings, load_settings
+from keeperhub_scheduler.errors import InvalidScheduleError, SchedulerError
+
+app = typer.Typer(
+    name="keeperhub-scheduler",
+    help="Run KeeperHub workflows on cron and interval schedules, exactly once.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+queue_app = typer.Typer(help="The SQS queue and its dead-letter queue.", no_args_is_help=True)
+app.add_typer(queue_app, name="queue")
+
+
+def settings_and_logging(**overrides: object) -> Settings:
+    settings = load_settings(**overrides)
+    secrets = tuple(
+        value.get_secret_value()
+        for value in settings.model_dump().values()
+        if isinstance(value, SecretStr)
+    )
+    secrets += settings.api_tokens
+    logs.configure(settings.scheduler_log_level, settings.scheduler_log_format, secrets)
+    return settings
+
+
+@app.command()
+def migrate() -> None:
+    """Create or upgrade the schema (safe to run again, and to run twice at once)."""
+    from keeperhub_scheduler.db.engine import redacted
+    from keeperhub_scheduler.db.migrate import upgrade
+
+    settings = settings_and_logging()
+    url = settings.database_url.get_secret_value()
+    revision = upgrade(url)
+    typer.echo(f"database {redacted(url)} is at revision {revision}")
+
+
+@app.command()
+def dispatcher(
+    once: Annotated[
+        bool, typer.Option("--once", help="One pass, then exit (for a Kubernetes CronJob).")
+    ] = False,
+) -> None:
+    """Decide due occurrences and relay them to the queue (long-running by default)."""
+    from keeperhub_scheduler.processes import run_dispatcher
+
+    settings = settings_and_logging()
+    raise typer.Exit(asyncio.run(run_dispatcher(settings, once=once)))
+
+
+@app.command()
+def executor() -> None:
+    """Consume the queue and call KeeperHub for each run (drains on SIGTERM)."""
+    from keeperhub_scheduler.processes import run_executor
+
+    settings = settings_and_logging()
+    raise typer.Exit(asyncio.run(run_executor(settings)))
+
+
+@queue_app.command("setup")
+def queue_setup() -> None:
+    """Create the queue and its DLQ with a redrive policy and the visibility timeout."""
+    from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
+
+    settings = settings_and_logging()
+    urls = asyncio.run(
+        setup_queues(
+            QueueEndpoint.from_settings(settings),
+            visibility_timeout=settings.scheduler_visibility_timeout_seconds,
+            max_receive_count=settings.scheduler_max_receive_count,
+        )
+    )
+    typer.echo(json.dumps(urls, indent=2))
+
+
+@app.command()
+def preview(
+    expression: Annotated[str, typer.Argument(help="Cron expression, e.g. '0 9 * * 1-5'.")],
+    timezone: Annotated[str, typer.Option("--timezone", "-z", help="IANA time zone.")] = "UTC",
+    count: Annotated[int, typer.Option("--count", "-n", min=1, max=1000)] = 5,
+    after: Annotated[
+        datetime | None, typer.Option(help="Start after this instant (ISO 8601, UTC if naive).")
+    ] = None,
+) -> None:
+    """Show what an expression means and when it fires next, in UTC and in its zone."""
+    from zoneinfo import ZoneInfo
+
+    from keeperhub_scheduler import cron
+
+    start = after or datetime.now(UTC)
+    if start.tzinfo is None:
+        start = start.replace(tzinfo=UTC)
+    fires = cron.next_fire_times(expression, timezone, start, count)
+    zone = ZoneInfo(timezone)
+    typer.echo(cron.describe(expression))
+    for fire in fires:
+        note = cron.dst_note(expression, timezone, fire)
+        local = fire.astimezone(zone).isoformat()
+        typer.echo(f"  {fire.isoformat()}  {local}" + (f"  ({note})" if note else ""))
+
+
+@app.command()
+def standin(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 3000,
+    host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    log: Annotated[Path | None, typer.Option(help="Append every call to this JSONL file.")] = None,
+) -> None:
+    """Run a KeeperHub stand-in that accepts the execute call (for trying things out and tests)."""
+    import os
+
+    import uvicorn
+
+    from keeperhub_scheduler.standin import StandInState, standin_app
+
+    state = StandInState(service_key=os.environ.get("SCHEDULER_SERVICE_API_KEY"), log_path=log)
+    uvicorn.run(standin_app(state), host=host, port=port, log_level="warning", access_log=False)
+
+
+def main() -> None:
+    """Console entry point: errors we raise on purpose become one line and exit code 2."""
+    try:
+        app()
+    except (ConfigError, InvalidScheduleError) as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except SchedulerError as error:
+        typer.echo(f"error: {error}", err=True)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,217 @@
+"""One delivery, from the queue to KeeperHub and back: verify, claim, call, record, settle.
+
+Every path ends by settling the delivery exactly once: deleted (done, skipped or a duplicate),
+made visible again after a backoff (a retryable failure), or moved to the dead-letter queue (a
+message that must never run, or a run out of attempts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler import metrics
+from keeperhub_scheduler.executor import runs
+from keeperhub_scheduler.executor.runs import ClaimedRun, Refusal, Skipped
+from keeperhub_scheduler.keeperhub import CallResult, ExecuteRequest, KeeperHubClient
+from keeperhub_scheduler.messages import InvalidMessageError, decode
+from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
+
+log = logging.getLogger("keeperhub_scheduler.executor")
+
+MAX_DELAY_SECONDS = 12 * 3600  # SQS's visibility ceiling
+
+
+@dataclass(frozen=True)
+class ExecutionPolicy:
+    signing_key: bytes | None
+    require_signature: bool
+    max_attempts: int = 5
+    retry_base: float = 2.0
+    retry_max: float = 300.0
+    visibility_timeout: int = 30
+
+    @property
+    def lease(self) -> timedelta:
+        # Shorter than the visibility timeout: when an executor dies, its run's lease has lapsed
+        # by the time the message reappears, so the next delivery can take the run over.
+        return timedelta(seconds=max(1, self.visibility_timeout - 5))
+
+    def backoff(self, attempt: int, retry_after: float | None) -> int:
+        """Exponential with equal jitter, at least ``Retry-After``; whole seconds for SQS."""
+        ceiling = min(self.retry_max, self.retry_base * 2.0 ** (attempt - 1))
+        delay = ceiling / 2 + random.uniform(0, ceiling / 2)
+        if retry_after is not None:
+            delay = max(delay, retry_after)
+        return max(1, min(MAX_DELAY_SECONDS, round(delay)))
+
+
+class DeliveryHandler:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: Transport,
+        keeperhub: KeeperHubClient,
+        policy: ExecutionPolicy,
+    ) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.keeperhub = keeperhub
+        self.policy = policy
+
+    async def handle(self, delivery: Delivery) -> None:
+        metrics.MESSAGES_RECEIVED.inc()
+        try:
+            message = decode(
+                delivery.body,
+                delivery.attributes,
+                self.policy.signing_key,
+                require_signature=self.policy.require_signature,
+            )
+        except InvalidMessageError as error:
+            await self._dead_letter(delivery, f"invalid message: {error.reason}", "invalid")
+            return
+        run_id = message.run_id or await runs.run_for_legacy_message(self.engine, message)
+        if run_id is None:
+            log.info(
+                "message for a deleted schedule; dropped",
+                extra={"schedule_id": message.schedule_id},
+            )
+            metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
+            await self._settle(self.transport.delete(delivery))
+            return
+        claimed = await runs.claim(self.engine, run_id, self.policy.lease)
+        if isinstance(claimed, Refusal):
+            await self._refused(delivery, run_id, claimed)
+        elif isinstance(claimed, Skipped):
+            log.info("run skipped", extra={"run_id": run_id, "reason": claimed.reason})
+            metrics.SKIPPED.labels("executor", claimed.reason).inc()
+            await self._settle(self.transport.delete(delivery))
+        elif claimed.workflow_id != message.workflow_id:
+            await self._finish(
+                delivery, claimed, "dead", None, "message workflowId does not match the run"
+            )
+            await self._dead_letter(
+                delivery, "message workflowId does not match its run", "mismatch"
+            )
+        elif claimed.attempt > self.policy.max_attempts:
+            await self._give_up(delivery, claimed, None, "attempts exhausted before this delivery")
+        else:
+            await self._execute(delivery, claimed)
+
+    async def _refused(self, delivery: Delivery, run_id: str, refusal: Refusal) -> None:
+        if refusal.status == "retrying" and refusal.wait_seconds > 0:
+            # The retry's own message, back early (or a copy): keep it until the attempt is due.
+            await self._settle(
+                self.transport.retry_later(delivery, round(refusal.wait_seconds) + 1)
+            )
+            return
+        # Finished, running under a live lease elsewhere, or gone: a duplicate delivery.
+        metrics.DUPLICATES_DROPPED.inc()
+        log.info("duplicate delivery dropped", extra={"run_id": run_id, "status": refusal.status})
+        await self._settle(self.transport.delete(delivery))
+
+    async def _execute(self, delivery: Delivery, run: ClaimedRun) -> None:
+        request = ExecuteRequest(run.id, run.workflow_id, run.schedule_id, run.scheduled_for)
+        metrics.IN_FLIGHT.inc()
+        keepalive = asyncio.create_task(self._keep_alive(delivery, run))
+        try:
+            result = await self.keeperhub.execute(request)
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+            metrics.IN_FLIGHT.dec()
+        metrics.CALL_DURATION.labels(result.outcome).observe(result.seconds)
+        if result.status is not None:
+            lag = (datetime.now(UTC) - run.scheduled_for).total_seconds()
+            metrics.END_TO_END_LAG.observe(max(0.0, lag))
+        await self._settle_result(delivery, run, result)
+
+    async def _settle_result(self, delivery: Delivery, run: ClaimedRun, result: CallResult) -> None:
+        if result.outcome == "succeeded":
+            await self._finish(delivery, run, "succeeded", result.status, None)
+            await self._settle(self.transport.delete(delivery))
+        elif result.outcome == "failed":
+            await self._finish(delivery, run, "failed", result.status, result.error)
+            await self._settle(self.transport.delete(delivery))
+        elif run.attempt >= self.policy.max_attempts:
+            await self._give_up(delivery, run, result.status, result.error)
+        else:
+            delay = self.policy.backoff(run.attempt, result.retry_after)
+            if await runs.record(
+                self.engine, run, status="retrying", http_status=result.status,
+                error=result.error, retry_in=delay,
+            ):  # fmt: skip
+                metrics.RUNS_RETRIED.inc()
+                log.info(
+                    "attempt failed; retrying",
+                    extra={"run_id": run.id, "attempt": run.attempt, "retry_in": delay,
+                           "error": result.error},
+                )  # fmt: skip
+                await self._settle(self.transport.retry_later(delivery, delay))
+
+    async def _give_up(
+        self, delivery: Delivery, run: ClaimedRun, status: int | None, error: str | None
+    ) -> None:
+        reason = f"retries exhausted after {run.attempt} attempts: {error}"
+        if await self._finish(delivery, run, "dead", status, reason):
+            await self._dead_letter(delivery, reason, "exhausted")
+
+    async def _finish(
+        self,
+        delivery: Delivery,
+        run: ClaimedRun,
+        status: str,
+        http_status: int | None,
+        error: str | None,
+    ) -> bool:
+        recorded = await runs.record(
+            self.engine, run, status=status, http_status=http_status, error=error
+        )
+        if recorded:
+            metrics.RUNS_FINISHED.labels(status).inc()
+            log.info(
+                "run finished",
+                extra={"run_id": run.id, "schedule_id": run.schedule_id, "status": status,
+                       "http_status": http_status, "attempt": run.attempt, "error": error},
+            )  # fmt: skip
+        else:
+            log.warning(
+                "run was taken over by another executor; not recorded", extra={"run_id": run.id}
+            )
+        return recorded
+
+    async def _keep_alive(self, delivery: Delivery, run: ClaimedRun) -> None:
+        """While the call runs, keep the message invisible and the lease live: a slow call is
+        never handed to a second executor."""
+        interval = max(1.0, self.policy.visibility_timeout / 3)
+        while True:
+            await asyncio.sleep(interval)
+            with contextlib.suppress(TransportError):
+                await self.transport.extend(delivery, self.policy.visibility_timeout)
+            await runs.extend_lease(self.engine, run, self.policy.lease)
+
+    async def _dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
+        metrics.DEAD_LETTERED.labels(kind).inc()
+        log.warning(
+            "message dead-lettered", extra={"reason": reason, "message_id": delivery.message_id}
+        )
+        await self._settle(self.transport.dead_letter(delivery, reason))
+
+    async def _settle(self, operation: Awaitable[None]) -> None:
+        """Settling can fail when the queue is down; the message then simply comes back after its
+        visibility timeout and the run's state decides what happens (nothing runs twice)."""
+        try:
+            await operation
+        except TransportError as error:
+            log.warning(
+                "could not settle a delivery; it will be redelivered", extra={"error": str(error)}
+            )

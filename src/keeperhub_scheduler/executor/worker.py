@@ -1,0 +1,140 @@
+"""The executor's loop: several long polls in flight, a bounded number of executions at once, and
+a clean drain on SIGTERM (stop receiving, let calls finish, hand back what was not started)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from keeperhub_scheduler.executor.handle import DeliveryHandler
+from keeperhub_scheduler.health import Heartbeat
+from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
+
+log = logging.getLogger("keeperhub_scheduler.executor")
+
+RECEIVE_BATCH = 10
+
+
+class Slots:
+    """Execution capacity: a receive loop reserves slots before it asks the queue for messages,
+    so the executor never holds messages it cannot start (they would burn their visibility)."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.free = size
+        self._changed = asyncio.Condition()
+
+    async def reserve(self, most: int, stop: asyncio.Event, heartbeat: Heartbeat) -> int:
+        async with self._changed:
+            while self.free == 0 and not stop.is_set():
+                heartbeat.beat()  # waiting for capacity is alive, not wedged
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._changed.wait(), 1.0)
+            if stop.is_set():
+                return 0
+            taken = min(most, self.free)
+            self.free -= taken
+            return taken
+
+    async def release(self, count: int) -> None:
+        if count <= 0:
+            return
+        async with self._changed:
+            self.free += count
+            self._changed.notify_all()
+
+    @property
+    def busy(self) -> int:
+        return self.size - self.free
+
+
+class Executor:
+    def __init__(
+        self,
+        transport: Transport,
+        handler: DeliveryHandler,
+        *,
+        concurrency: int = 50,
+        receivers: int = 4,
+        wait_seconds: int = 20,
+        drain_seconds: float = 25.0,
+    ) -> None:
+        self.transport = transport
+        self.handler = handler
+        self.slots = Slots(concurrency)
+        self.receivers = receivers
+        self.wait_seconds = wait_seconds
+        self.drain_seconds = drain_seconds
+        self.heartbeat = Heartbeat(max_silence=max(60.0, wait_seconds * 3))
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Run until ``stop`` is set, then drain; returns when everything started has settled."""
+        receivers = [asyncio.create_task(self._receive_loop(stop)) for _ in range(self.receivers)]
+        await stop.wait()
+        log.info("draining", extra={"in_flight": len(self._tasks)})
+        await asyncio.gather(*receivers)
+        if self._tasks:
+            _done, pending = await asyncio.wait(self._tasks, timeout=self.drain_seconds)
+            for task in pending:
+                # Past the grace period: the message reappears after its visibility timeout and
+                # the run's lapsed lease lets the next executor take it over. Nothing is lost.
+                task.cancel()
+            if pending:
+                log.warning("drain timed out; calls cancelled", extra={"cancelled": len(pending)})
+                await asyncio.gather(*pending, return_exceptions=True)
+        log.info("drained")
+
+    async def _receive_loop(self, stop: asyncio.Event) -> None:
+        failures = 0
+        while not stop.is_set():
+            reserved = await self.slots.reserve(RECEIVE_BATCH, stop, self.heartbeat)
+            if reserved == 0:
+                return
+            try:
+                deliveries = await self.transport.receive(reserved, self.wait_seconds)
+            except TransportError as error:
+                await self.slots.release(reserved)
+                failures += 1
+                delay = min(30.0, 0.5 * 2**failures)
+                log.warning(
+                    "receive failed; retrying", extra={"error": str(error), "retry_in": delay}
+                )
+                await _sleep_unless(stop, delay)
+                continue
+            failures = 0
+            self.heartbeat.beat()
+            await self.slots.release(reserved - len(deliveries))
+            if stop.is_set():
+                await self._hand_back(deliveries)
+                return
+            for delivery in deliveries:
+                self._start(delivery)
+
+    def _start(self, delivery: Delivery) -> None:
+        task = asyncio.create_task(self._handle(delivery))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _handle(self, delivery: Delivery) -> None:
+        try:
+            await self.handler.handle(delivery)
+        except Exception:
+            # A bug or a database outage: the message is not settled, so it comes back after
+            # its visibility timeout and is tried again. Log it; never kill the loop.
+            log.exception("delivery failed; it will be redelivered")
+        finally:
+            await self.slots.release(1)
+
+    async def _hand_back(self, deliveries: list[Delivery]) -> None:
+        """Received during shutdown, never started: visible again at once for another executor."""
+        for delivery in deliveries:
+            with contextlib.suppress(TransportError):
+                await self.transport.release(delivery)
+            await self.slots.release(1)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)

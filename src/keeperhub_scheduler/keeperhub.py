@@ -1,0 +1,147 @@
+"""The HTTP client for KeeperHub's ``POST /api/workflow/{id}/execute``.
+
+Every attempt of a run sends the same ``executionId`` and ``Idempotency-Key`` (the run id), so
+KeeperHub can tell a retry from a new execution. The answer is classified once, here:
+
+* 2xx: ``succeeded``.
+* network error, timeout, 408, 429 and 5xx: ``retry`` (429/503 may carry ``Retry-After``).
+* any other status (400, 401, 403, 404, 422, a redirect ...): ``failed``, final, not retried.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+from urllib.parse import quote
+
+import httpx
+
+from keeperhub_scheduler.messages import ID_PATTERN, format_instant
+
+RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
+MAX_ERROR_CHARS = 500
+
+Outcome = Literal["succeeded", "retry", "failed"]
+
+
+@dataclass(frozen=True)
+class ExecuteRequest:
+    run_id: str
+    workflow_id: str
+    schedule_id: str
+    trigger_time: datetime
+
+
+@dataclass(frozen=True)
+class CallResult:
+    outcome: Outcome
+    status: int | None  # None: no HTTP answer (network error, timeout)
+    error: str | None
+    retry_after: float | None  # seconds, from a Retry-After header
+    seconds: float
+
+
+class KeeperHubClient:
+    """One pooled ``httpx.AsyncClient`` for the whole process."""
+
+    def __init__(
+        self,
+        base_url: str,
+        service_key: str | None,
+        *,
+        connect_timeout: float = 5.0,
+        read_timeout: float = 30.0,
+        max_connections: int = 100,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._service_key = service_key
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
+            limits=httpx.Limits(
+                max_connections=max_connections, max_keepalive_connections=max_connections
+            ),
+            follow_redirects=False,  # a redirect could carry the service key elsewhere
+            transport=transport,
+        )
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+    def url_for(self, workflow_id: str) -> str:
+        if not ID_PATTERN.fullmatch(workflow_id):
+            raise ValueError(f"invalid workflow id {workflow_id[:64]!r}")
+        return f"{self.base_url}/api/workflow/{quote(workflow_id, safe='')}/execute"
+
+    async def execute(self, request: ExecuteRequest) -> CallResult:
+        url = self.url_for(request.workflow_id)
+        headers = {"Content-Type": "application/json", "Idempotency-Key": request.run_id}
+        if self._service_key:
+            headers["X-Service-Key"] = self._service_key
+        body = {
+            "executionId": request.run_id,
+            "input": {
+                "triggerType": "schedule",
+                "scheduleId": request.schedule_id,
+                "triggerTime": format_instant(request.trigger_time),
+            },
+        }
+        started = time.monotonic()
+        try:
+            response = await self._client.post(url, content=json.dumps(body), headers=headers)
+        except httpx.TimeoutException as error:
+            return CallResult(
+                "retry", None, f"timeout: {type(error).__name__}", None, _since(started)
+            )
+        except httpx.TransportError as error:
+            return CallResult(
+                "retry", None, f"network error: {error!s}"[:MAX_ERROR_CHARS], None, _since(started)
+            )
+        return classify(response, _since(started))
+
+
+def classify(response: httpx.Response, seconds: float) -> CallResult:
+    status = response.status_code
+    if 200 <= status < 300:
+        return CallResult("succeeded", status, None, None, seconds)
+    error = f"HTTP {status}: {error_text(response)}"
+    if status in RETRYABLE_STATUSES:
+        return CallResult("retry", status, error, retry_after(response), seconds)
+    return CallResult("failed", status, error, None, seconds)
+
+
+def error_text(response: httpx.Response) -> str:
+    """KeeperHub's ``{"error": ...}`` when it sent one, else the start of the body."""
+    try:
+        payload = response.json()
+    except ValueError:
+        payload = None
+    if isinstance(payload, dict) and isinstance(payload.get("error"), str):
+        return str(payload["error"])[:MAX_ERROR_CHARS]
+    text = response.text.strip()
+    return (text or response.reason_phrase)[:MAX_ERROR_CHARS]
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """``Retry-After`` as seconds: a number, or an HTTP date."""
+    value = response.headers.get("Retry-After")
+    if not value:
+        return None
+    value = value.strip()
+    if value.isdigit():
+        return float(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - datetime.now(UTC)).total_seconds())
+
+
+def _since(started: float) -> float:
+    return time.monotonic() - started

@@ -1,0 +1,142 @@
+"""Process wiring: build the engine, transport and clients from settings, run, shut down cleanly.
+
+The CLI calls these; tests and benchmarks start the same commands as subprocesses.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import AsyncIterator
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler.config import Settings
+from keeperhub_scheduler.db.engine import create_engine, database_now
+from keeperhub_scheduler.dispatcher import Dispatcher
+from keeperhub_scheduler.executor.handle import DeliveryHandler, ExecutionPolicy
+from keeperhub_scheduler.executor.worker import Executor
+from keeperhub_scheduler.health import health_app, serve
+from keeperhub_scheduler.keeperhub import KeeperHubClient
+from keeperhub_scheduler.transport.base import Transport
+from keeperhub_scheduler.transport.database import DatabaseTransport
+from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
+
+log = logging.getLogger("keeperhub_scheduler")
+
+
+def signing_key(settings: Settings) -> bytes | None:
+    key = settings.scheduler_signing_key
+    return key.get_secret_value().encode() if key else None
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGTERM or SIGINT (Kubernetes' stop, Ctrl-C)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for number in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(number, stop.set)
+    return stop
+
+
+@contextlib.asynccontextmanager
+async def opened(
+    settings: Settings, *, pool_size: int = 10
+) -> AsyncIterator[tuple[AsyncEngine, Transport]]:
+    engine = create_engine(settings.database_url.get_secret_value(), pool_size=pool_size)
+    transport: Transport
+    if settings.sqs_queue_url:
+        transport = await SqsTransport(
+            QueueEndpoint.from_settings(settings),
+            send_concurrency=settings.scheduler_relay_concurrency,
+        ).start()
+    else:
+        transport = DatabaseTransport(engine, signing_key(settings))
+    try:
+        yield engine, transport
+    finally:
+        await transport.close()
+        await engine.dispose()
+
+
+def readiness(engine: AsyncEngine, transport: Transport):  # type: ignore[no-untyped-def]
+    async def check() -> dict[str, str]:
+        problems: dict[str, str] = {}
+        try:
+            async with engine.connect() as connection:
+                await database_now(connection)
+        except Exception as error:
+            problems["database"] = type(error).__name__
+        try:
+            await transport.check()
+        except Exception as error:
+            problems["queue"] = type(error).__name__
+        return problems
+
+    return check
+
+
+async def run_dispatcher(settings: Settings, *, once: bool) -> int:
+    async with opened(settings) as (engine, transport):
+        dispatcher = Dispatcher(engine, transport, settings)
+        if once:
+            return 0 if await dispatcher.run_once() else 1
+        stop = stop_on_signals()
+        app = health_app(dispatcher.heartbeat, readiness(engine, transport))
+        await asyncio.gather(
+            dispatcher.run_forever(stop),
+            serve(app, "0.0.0.0", settings.scheduler_health_port, stop),  # noqa: S104
+        )
+    return 0
+
+
+def build_executor(
+    settings: Settings, engine: AsyncEngine, transport: Transport
+) -> tuple[Executor, KeeperHubClient]:
+    key = settings.scheduler_service_api_key
+    keeperhub = KeeperHubClient(
+        settings.keeperhub_base_url,
+        key.get_secret_value() if key else None,
+        connect_timeout=settings.scheduler_http_connect_timeout_seconds,
+        read_timeout=settings.scheduler_http_read_timeout_seconds,
+        max_connections=settings.scheduler_executor_concurrency,
+    )
+    policy = ExecutionPolicy(
+        signing_key=signing_key(settings),
+        require_signature=settings.require_signature,
+        max_attempts=settings.scheduler_max_attempts,
+        retry_base=settings.scheduler_retry_base_seconds,
+        retry_max=settings.scheduler_retry_max_seconds,
+        visibility_timeout=settings.scheduler_visibility_timeout_seconds,
+    )
+    executor = Executor(
+        transport,
+        DeliveryHandler(engine, transport, keeperhub, policy),
+        concurrency=settings.scheduler_executor_concurrency,
+        receivers=settings.scheduler_receive_concurrency,
+        wait_seconds=settings.scheduler_receive_wait_seconds,
+        drain_seconds=settings.scheduler_drain_seconds,
+    )
+    return executor, keeperhub
+
+
+async def run_executor(settings: Settings) -> int:
+    async with opened(
+        settings, pool_size=max(10, settings.scheduler_executor_concurrency // 2)
+    ) as (
+        engine,
+        transport,
+    ):
+        executor, keeperhub = build_executor(settings, engine, transport)
+        stop = stop_on_signals()
+        app = health_app(executor.heartbeat, readiness(engine, transport))
+        try:
+            await asyncio.gather(
+                executor.run(stop),
+                serve(app, "0.0.0.0", settings.scheduler_health_port, stop),  # noqa: S104
+            )
+        finally:
+            await keeperhub.close()
+    return 0

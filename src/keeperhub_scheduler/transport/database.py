@@ -1,0 +1,99 @@
+"""The embedded mode's transport: runs are received straight from ``schedule_runs``.
+
+There is no queue: the relay's ``send`` accepts everything (the relay then marks the runs
+enqueued), and ``receive`` reads runs that are enqueued, due for a retry, or running under a lapsed
+lease. The messages it hands over are built (and signed) exactly as the SQS path builds them, so
+the executor runs the same verification, claim and settlement code in both modes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+
+from sqlalchemy import and_, or_, select, true
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.tables import schedule_runs
+from keeperhub_scheduler.messages import RunMessage, encode
+from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
+
+R = schedule_runs
+POLL_SECONDS = 0.1
+
+
+class DatabaseTransport:
+    def __init__(self, engine: AsyncEngine, signing_key: bytes | None) -> None:
+        self.engine = engine
+        self.signing_key = signing_key
+        self.wake = asyncio.Event()  # set by an in-process dispatcher after it relays
+        self._held: set[str] = set()  # runs handed to this process's executor, not yet settled
+
+    async def send(self, messages: Sequence[OutgoingMessage]) -> set[str]:
+        if messages:
+            self.wake.set()
+        return {message.run_id for message in messages}
+
+    async def receive(self, max_messages: int, wait_seconds: int) -> list[Delivery]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + wait_seconds
+        while True:
+            deliveries = await self._ready(max_messages)
+            if deliveries or loop.time() >= deadline:
+                return deliveries
+            self.wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.wake.wait(), min(POLL_SECONDS, deadline - loop.time()))
+
+    async def _ready(self, limit: int) -> list[Delivery]:
+        async with self.engine.connect() as connection:
+            now = await database_now(connection)
+            statement = (
+                select(R.c.id, R.c.schedule_id, R.c.workflow_id, R.c.scheduled_for)
+                .where(
+                    R.c.status.in_(("enqueued", "running", "retrying")),
+                    or_(
+                        R.c.status == "enqueued",
+                        and_(R.c.status == "retrying", R.c.next_attempt_at <= now),
+                        and_(R.c.status == "running", R.c.lease_until < now),
+                    ),
+                    R.c.id.not_in(self._held) if self._held else true(),
+                )
+                .order_by(R.c.due_at)
+                .limit(limit)
+            )
+            rows = (await connection.execute(statement)).all()
+        deliveries = []
+        for row in rows:
+            message = RunMessage(row.workflow_id, row.schedule_id, row.scheduled_for, row.id)
+            body, attributes = encode(message, self.signing_key)
+            deliveries.append(Delivery(body, attributes, handle=row.id, message_id=row.id))
+            self._held.add(row.id)
+        return deliveries
+
+    def _settled(self, delivery: Delivery) -> None:
+        self._held.discard(delivery.handle)
+
+    async def delete(self, delivery: Delivery) -> None:
+        self._settled(delivery)
+
+    async def retry_later(self, delivery: Delivery, delay_seconds: int) -> None:
+        self._settled(delivery)  # the run's next_attempt_at already says when
+
+    async def extend(self, delivery: Delivery, seconds: int) -> None:
+        return None  # the run's lease, extended by the executor, is the only visibility here
+
+    async def release(self, delivery: Delivery) -> None:
+        self._settled(delivery)
+
+    async def dead_letter(self, delivery: Delivery, reason: str) -> None:
+        self._settled(delivery)  # the run is recorded dead with the reason
+
+    async def check(self) -> None:
+        async with self.engine.connect() as connection:
+            await database_now(connection)
+
+    async def close(self) -> None:
+        return None
