@@ -6,12 +6,13 @@ skipped. ``make test`` starts LocalStack and checks PostgreSQL before pytest run
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from keeperhub_scheduler.db.migrate import upgrade
-from tests.support import postgres
+from keeperhub_scheduler.transport.sqs import QueueEndpoint
+from tests.support import postgres, sqs
 
 
 @pytest.fixture(scope="session")
@@ -43,3 +44,19 @@ def database_url(migrated_template: str) -> Iterator[str]:
 def empty_database_url(pg_admin_url: str) -> Iterator[str]:
     with postgres.throwaway_database("empty") as url:
         yield url
+
+
+@pytest.fixture(scope="session")
+def localstack() -> str:
+    problem = sqs.check_localstack()
+    if problem:
+        pytest.fail(problem, pytrace=False)
+    return sqs.ENDPOINT
+
+
+@pytest.fixture
+async def queue(localstack: str) -> AsyncIterator[QueueEndpoint]:
+    """A fresh LocalStack queue and DLQ (visibility timeout 30 s) of this test's own."""
+    endpoint = await sqs.create_queues()
+    yield endpoint
+    await sqs.delete_queues(endpoint)
