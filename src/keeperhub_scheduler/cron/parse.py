@@ -88,6 +88,10 @@ def _value(text: str, spec: FieldSpec) -> int:
     if text in spec.names:
         return spec.names[text]
     if text == "L":
+        if spec is DAY_OF_MONTH:
+            _fail("day of month 'L' (the last day) must stand alone, not in a range or step", spec)
+        if spec is DAY_OF_WEEK:
+            _fail("day of week 'L' must follow a weekday, e.g. 5L for the last Friday", spec)
         _fail(f"'L' is not allowed in the {spec.label} field", spec)
     if spec.names:
         first, last = next(iter(spec.names)), list(spec.names)[-1]
@@ -139,7 +143,7 @@ def _day_of_week_item(item: str, spec: FieldSpec, out: _FieldValues) -> bool:
         out.nth.add((weekday, k))
         return True
     if item == "L":
-        _fail("day of week 'L' needs a weekday before it, e.g. 5L for the last Friday", spec)
+        _fail("day of week 'L' must follow a weekday, e.g. 5L for the last Friday", spec)
     if item.endswith("L") and re.fullmatch(_VALUE, item[:-1]):
         out.last_weekdays.add(_value(item[:-1], spec) % 7)
         return True
@@ -162,24 +166,30 @@ def _parse_field(text: str, spec: FieldSpec) -> _FieldValues:
     return out
 
 
-def _split(expression: str) -> list[str]:
+def _split(expression: str) -> tuple[list[str], bool]:
+    """The six field texts, seconds first ("0" when absent), upper-cased, macros expanded;
+    and whether the expression wrote its own seconds field."""
     text = expression.strip(" \t\r\n")
     if not text:
         _fail("cron expression is empty")
-    if not text.isascii():
-        bad = next(ch for ch in text if not ch.isascii())
-        _fail(f"cron expression contains {bad!r}; only ASCII letters, digits and * , - / # L")
-    parts = _FIELD_SPLIT.split(text.upper())
+    parts = _FIELD_SPLIT.split(text)
     if parts[0].startswith("@"):
-        if parts[0] not in MACROS:
+        macro = parts[0].upper() if parts[0].isascii() else parts[0]
+        if macro not in MACROS:
             names = ", ".join(m.lower() for m in MACROS)
-            _fail(f"unknown macro {_shorten(parts[0].lower())}; expected one of {names}")
+            _fail(f"unknown macro {_shorten(parts[0])}; expected one of {names}")
         if len(parts) > 1:
-            _fail(f"the macro {parts[0].lower()} must stand alone")
-        parts = MACROS[parts[0]].split()
+            _fail(f"the macro {parts[0]} must stand alone")
+        parts = MACROS[macro].split()
     if len(parts) not in (5, 6):
-        _fail(f"cron expression has {len(parts)} fields; {_FIELD_COUNT_HELP}")
-    return parts
+        fields = "1 field" if len(parts) == 1 else f"{len(parts)} fields"
+        _fail(f"cron expression has {fields}; {_FIELD_COUNT_HELP}")
+    texts = parts if len(parts) == 6 else ["0", *parts]
+    for part, spec in zip(texts, FIELDS_6, strict=True):
+        if not part.isascii():
+            bad = next(ch for ch in part if not ch.isascii())
+            _fail(f"{spec.label} {_shorten(part)} contains {bad!r}; only ASCII is allowed", spec)
+    return [part.upper() for part in texts], len(parts) == 6
 
 
 def _check_days_exist(day_text: str, month_values: set[int], expr: CronExpression) -> None:
@@ -187,7 +197,12 @@ def _check_days_exist(day_text: str, month_values: set[int], expr: CronExpressio
     if day_fields_ever_match(expr):
         return
     months = [MONTH_TITLES[m] for m in sorted(month_values)]
-    where = months[0] if len(months) == 1 else ", ".join(months[:-1]) + " or " + months[-1]
+    if len(months) == 12:
+        where = "any month"
+    elif len(months) == 1:
+        where = months[0]
+    else:
+        where = ", ".join(months[:-1]) + " or " + months[-1]
     # With "*" in day of week every weekday matches, so the day of month alone is at fault.
     if not expr.days_match_either and expr.day_of_week_bits == 0x7F:
         _fail(f"day of month {day_text} never occurs in {where}", DAY_OF_MONTH)
@@ -198,9 +213,7 @@ def _check_days_exist(day_text: str, month_values: set[int], expr: CronExpressio
     )
 
 
-def _build(source: str, parts: list[str]) -> CronExpression:
-    has_seconds = len(parts) == 6
-    texts = parts if has_seconds else ["0", *parts]
+def _build(source: str, texts: list[str], has_seconds: bool) -> CronExpression:
     parsed = [_parse_field(text, spec) for text, spec in zip(texts, FIELDS_6, strict=True)]
     second, minute, hour, dom, month, dow = parsed
     dom_bits = sum(1 << (d - 1) for d in dom.values)
@@ -236,7 +249,7 @@ def _parse_cached(expression: str) -> CronExpression:
             f"cron expression is too long ({len(expression)} characters;"
             f" at most {MAX_EXPRESSION_LENGTH})"
         )
-    return _build(expression, _split(expression))
+    return _build(expression, *_split(expression))
 
 
 def parse_cron(expression: str) -> CronExpression:

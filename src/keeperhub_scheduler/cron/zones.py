@@ -109,10 +109,9 @@ class ZoneTimeline:
         self._years: dict[int, _Year] = {}
 
     def offset(self, instant: int) -> int:
-        local = (UNIX_EPOCH + timedelta(seconds=instant)).astimezone(self.zone)
-        delta = local.utcoffset()
+        delta = datetime.fromtimestamp(instant, self.zone).utcoffset()
         assert delta is not None  # a ZoneInfo always has an offset
-        return delta // timedelta(seconds=1)
+        return int(delta.total_seconds())  # whole seconds in every TZif file
 
     def _find_change(self, low: int, high: int, offset_low: int) -> int:
         """The first instant in (low, high] whose offset differs from `offset_low`."""

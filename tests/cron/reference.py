@@ -1,0 +1,220 @@
+"""A brute-force reference for cron fire times, written to be obviously right rather than fast.
+
+It shares no code with the engine. It expands each field with its own tiny parser (valid input
+only), lists every matching local wall-clock time in a window one by one, asks ZoneInfo which
+instants show that wall-clock time (fold=0 and fold=1, kept when they round-trip), and applies the
+Debian rules to each wall-clock time literally:
+
+* fixed-time job (minute and hour fields both not starting with "*"): the first instant of the
+  wall-clock time; if it has none, the instant its gap ends;
+* any other job: every instant of the wall-clock time (none in a gap, two in a fold).
+
+The fire times are the set of all these instants, sorted.
+"""
+
+from __future__ import annotations
+
+import calendar
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec")
+_MONTHS = {n: i + 1 for i, n in enumerate(_MONTH_NAMES)}
+_WEEKDAYS = {n: i for i, n in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])}
+_MACROS = {
+    "@hourly": "0 * * * *",
+    "@daily": "0 0 * * *",
+    "@midnight": "0 0 * * *",
+    "@weekly": "0 0 * * 0",
+    "@monthly": "0 0 1 * *",
+    "@yearly": "0 0 1 1 *",
+    "@annually": "0 0 1 1 *",
+}
+ONE_SECOND = timedelta(seconds=1)
+
+
+@dataclass(frozen=True)
+class RefJob:
+    seconds: frozenset[int]
+    minutes: frozenset[int]
+    hours: frozenset[int]
+    days: frozenset[int]
+    last_day: bool
+    months: frozenset[int]
+    weekdays: frozenset[int]  # 0 = Sunday
+    nth: frozenset[tuple[int, int]]
+    last_weekdays: frozenset[int]
+    either_day: bool
+    fixed: bool
+
+
+def _number(text: str, names: dict[str, int]) -> int:
+    return names[text.lower()] if text.lower() in names else int(text)
+
+
+def _expand(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+    values: set[int] = set()
+    for item in field.split(","):
+        base, _, step = item.partition("/")
+        if base == "*":
+            first, last = low, high
+        elif "-" in base:
+            a, b = base.split("-")
+            first, last = _number(a, names), _number(b, names)
+        else:
+            first = _number(base, names)
+            last = high if step else first
+        values.update(range(first, last + 1, int(step or 1)))
+    return values
+
+
+def parse_reference(expression: str) -> RefJob:
+    parts = expression.split()
+    if parts[0].startswith("@"):
+        parts = _MACROS[parts[0].lower()].split()
+    if len(parts) == 5:
+        parts = ["0", *parts]
+    second, minute, hour, dom, month, dow = parts
+    plain_dom = [i for i in dom.split(",") if i.upper() != "L"]
+    plain_dow, nth, last_weekdays = [], set(), set()
+    for item in dow.split(","):
+        if "#" in item:
+            day, k = item.split("#")
+            nth.add((_number(day, _WEEKDAYS) % 7, int(k)))
+        elif item.upper().endswith("L"):
+            last_weekdays.add(_number(item[:-1], _WEEKDAYS) % 7)
+        else:
+            plain_dow.append(item)
+    weekdays = _expand(",".join(plain_dow), 0, 7, _WEEKDAYS) if plain_dow else set()
+    return RefJob(
+        seconds=frozenset(_expand(second, 0, 59, {})),
+        minutes=frozenset(_expand(minute, 0, 59, {})),
+        hours=frozenset(_expand(hour, 0, 23, {})),
+        days=frozenset(_expand(",".join(plain_dom), 1, 31, {}) if plain_dom else set()),
+        last_day=len(plain_dom) != len(dom.split(",")),
+        months=frozenset(_expand(month, 1, 12, _MONTHS)),
+        weekdays=frozenset(w % 7 for w in weekdays),
+        nth=frozenset(nth),
+        last_weekdays=frozenset(last_weekdays),
+        either_day=not dom.startswith("*") and not dow.startswith("*"),
+        fixed=not minute.startswith("*") and not hour.startswith("*"),
+    )
+
+
+def day_matches(job: RefJob, day: date) -> bool:
+    if day.month not in job.months:
+        return False
+    last = calendar.monthrange(day.year, day.month)[1]
+    weekday = (day.weekday() + 1) % 7
+    dom_ok = day.day in job.days or (job.last_day and day.day == last)
+    dow_ok = (
+        weekday in job.weekdays
+        or (weekday, (day.day - 1) // 7 + 1) in job.nth
+        or (weekday in job.last_weekdays and day.day + 7 > last)
+    )
+    return (dom_ok or dow_ok) if job.either_day else (dom_ok and dow_ok)
+
+
+def wall_matches(job: RefJob, wall: datetime) -> bool:
+    return (
+        wall.second in job.seconds
+        and wall.minute in job.minutes
+        and wall.hour in job.hours
+        and day_matches(job, wall.date())
+    )
+
+
+def matching_walls(job: RefJob, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Every matching wall-clock time in [start, end), in order (naive datetimes)."""
+    day = start.date()
+    while day <= end.date():
+        if day_matches(job, day):
+            for hour in sorted(job.hours):
+                for minute in sorted(job.minutes):
+                    for second in sorted(job.seconds):
+                        wall = datetime.combine(day, time(hour, minute, second))
+                        if start <= wall < end:
+                            yield wall
+        day += timedelta(days=1)
+
+
+def local(zone: ZoneInfo, instant: datetime) -> datetime:
+    return instant.astimezone(zone).replace(tzinfo=None)
+
+
+def instants_of(zone: ZoneInfo, wall: datetime) -> list[datetime]:
+    """The instants whose local time is `wall`: none (gap), one, or two (fold)."""
+    found = set()
+    for fold in (0, 1):
+        instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+        if local(zone, instant) == wall:
+            found.add(instant)
+    return sorted(found)
+
+
+def gap_end(zone: ZoneInfo, wall: datetime) -> datetime:
+    """The instant the gap that swallowed `wall` ends: the first instant showing a later time."""
+    guesses = [wall.replace(tzinfo=zone, fold=f).astimezone(UTC) for f in (0, 1)]
+    low, high = min(guesses), max(guesses)
+    assert local(zone, low) < wall < local(zone, high)
+    while high - low > ONE_SECOND:
+        middle = low + (high - low) // 2
+        middle = middle.replace(microsecond=0)
+        if local(zone, middle) < wall:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+def fires_of_wall(job: RefJob, zone: ZoneInfo, wall: datetime) -> list[datetime]:
+    instants = instants_of(zone, wall)
+    if job.fixed:
+        return instants[:1] if instants else [gap_end(zone, wall)]
+    return instants
+
+
+def fires_in_walls(job: RefJob, zone: ZoneInfo, start: datetime, end: datetime) -> list[datetime]:
+    """All fire instants that come from wall-clock times in [start, end), sorted, distinct."""
+    fires: set[datetime] = set()
+    for wall in matching_walls(job, start, end):
+        fires.update(fires_of_wall(job, zone, wall))
+    return sorted(fires)
+
+
+def _local_range(zone: ZoneInfo, low: datetime, high: datetime) -> tuple[datetime, datetime]:
+    """Bounds on the local time of every instant in [low, high], sampled each 10 minutes.
+
+    Between two samples local time moves by at most 10 minutes plus a jump at a transition, and
+    a jump lands at or beyond the next sample's reading, so 10 minutes of slack is enough.
+    """
+    step = timedelta(minutes=10)
+    readings = []
+    instant = low
+    while instant <= high + step:
+        readings.append(local(zone, instant))
+        instant += step
+    return min(readings) - step, max(readings) + step
+
+
+def reference_next(expression: str, zone_name: str, after: datetime, count: int) -> list[datetime]:
+    """The first `count` fire times strictly after `after`, by brute force."""
+    job, zone = parse_reference(expression), ZoneInfo(zone_name)
+    after = after.astimezone(UTC)
+    span = timedelta(hours=2)
+    while True:
+        until = after + span
+        if span <= timedelta(days=3):
+            wall_low, wall_high = _local_range(zone, after, until)
+        else:  # long spans: no zone is more than 15 hours from UTC
+            wall_low = _local_range(zone, after, after + timedelta(days=2))[0]
+            wall_high = (until + timedelta(hours=15)).replace(tzinfo=None)
+        # A fold soon after `after` repeats earlier wall-clock times; later folds cannot reach
+        # back below local(after), as no two offsets differ by two days.
+        wall_low = min(wall_low, local(zone, after)).replace(microsecond=0)
+        fires = [f for f in fires_in_walls(job, zone, wall_low, wall_high) if after < f <= until]
+        if len(fires) >= count or span > timedelta(days=366 * 60):
+            return fires[:count]
+        span *= 4
