@@ -31,7 +31,10 @@ queue_app = typer.Typer(help="The SQS queue and its dead-letter queue.", no_args
 app.add_typer(queue_app, name="queue")
 
 
-def settings_and_logging(**overrides: object) -> Settings:
+def settings_and_logging(
+    *, level: str | None = None, fmt: str | None = None, **overrides: object
+) -> Settings:
+    """Read the settings and send logs to stderr, with every secret value scrubbed from them."""
     settings = load_settings(**overrides)
     secrets = tuple(
         value.get_secret_value()
@@ -39,7 +42,9 @@ def settings_and_logging(**overrides: object) -> Settings:
         if isinstance(value, SecretStr)
     )
     secrets += settings.api_tokens
-    logs.configure(settings.scheduler_log_level, settings.scheduler_log_format, secrets)
+    logs.configure(
+        level or settings.scheduler_log_level, fmt or settings.scheduler_log_format, secrets
+    )
     return settings
 
 
@@ -50,7 +55,7 @@ def migrate() -> None:
     from keeperhub_scheduler.db.migrate import upgrade
 
     settings = settings_and_logging()
-    url = settings.database_url.get_secret_value()
+    url = settings.database
     revision = upgrade(url)
     typer.echo(f"database {redacted(url)} is at revision {revision}")
 

@@ -7,7 +7,6 @@ the process at start with one line naming the variable (see ``load_settings``), 
 
 from __future__ import annotations
 
-from functools import cached_property
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -39,8 +38,9 @@ class Settings(BaseSettings):
 
     # --- the spec's variables -------------------------------------------------------------
     database_url: SecretStr = Field(
-        SecretStr(DEFAULT_SQLITE_URL),
-        description="PostgreSQL (postgresql://user:pass@host:5432/db) or sqlite:///file.db",
+        SecretStr(""),
+        description="PostgreSQL (postgresql://user:pass@host:5432/db) or sqlite:///file.db;"
+        " required, except by `dev`, which defaults to a SQLite file",
     )
     sqs_queue_url: str | None = Field(None, description="URL of the SQS queue of schedule runs")
     aws_endpoint_url: AnyHttpUrl | None = Field(None, description="LocalStack; unset on AWS")
@@ -105,7 +105,7 @@ class Settings(BaseSettings):
     @classmethod
     def _known_database(cls, value: SecretStr) -> SecretStr:
         url = value.get_secret_value()
-        if not url.startswith(("postgresql", "postgres://", "sqlite")):
+        if url and not url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ValueError("must start with postgresql:// or sqlite:///")
         return value
 
@@ -126,6 +126,16 @@ class Settings(BaseSettings):
 
     # --- derived values ---------------------------------------------------------------------
     @property
+    def database(self) -> str:
+        """``DATABASE_URL``, which every command but ``dev`` needs."""
+        url = self.database_url.get_secret_value()
+        if not url:
+            raise ConfigError(
+                "DATABASE_URL: required (postgresql://user:password@host:5432/database)"
+            )
+        return url
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.get_secret_value().startswith("sqlite")
 
@@ -142,7 +152,7 @@ class Settings(BaseSettings):
             return self.scheduler_require_signature
         return self.scheduler_signing_key is not None
 
-    @cached_property
+    @property
     def api_tokens(self) -> tuple[str, ...]:
         raw = self.scheduler_api_tokens.get_secret_value() if self.scheduler_api_tokens else ""
         return tuple(token.strip() for token in raw.split(",") if token.strip())

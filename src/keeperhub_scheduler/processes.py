@@ -45,7 +45,7 @@ def stop_on_signals() -> asyncio.Event:
 async def opened(
     settings: Settings, *, pool_size: int = 10
 ) -> AsyncIterator[tuple[AsyncEngine, Transport]]:
-    engine = create_engine(settings.database_url.get_secret_value(), pool_size=pool_size)
+    engine = create_engine(settings.database, pool_size=pool_size)
     transport: Transport
     if settings.sqs_queue_url:
         transport = await SqsTransport(
