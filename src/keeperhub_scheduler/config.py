@@ -93,6 +93,7 @@ class Settings(BaseSettings):
     scheduler_drain_seconds: PositiveFloat = 25.0
 
     # --- ours: service ----------------------------------------------------------------------
+    scheduler_db_pool_size: Annotated[int, Field(gt=0, le=100)] = 10
     scheduler_health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     scheduler_api_host: str = "127.0.0.1"
     scheduler_api_port: Annotated[int, Field(ge=0, le=65535)] = 8000

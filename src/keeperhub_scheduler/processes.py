@@ -42,10 +42,8 @@ def stop_on_signals() -> asyncio.Event:
 
 
 @contextlib.asynccontextmanager
-async def opened(
-    settings: Settings, *, pool_size: int = 10
-) -> AsyncIterator[tuple[AsyncEngine, Transport]]:
-    engine = create_engine(settings.database, pool_size=pool_size)
+async def opened(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, Transport]]:
+    engine = create_engine(settings.database, pool_size=settings.scheduler_db_pool_size)
     transport: Transport
     if settings.sqs_queue_url:
         transport = await SqsTransport(
@@ -123,12 +121,7 @@ def build_executor(
 
 
 async def run_executor(settings: Settings) -> int:
-    async with opened(
-        settings, pool_size=max(10, settings.scheduler_executor_concurrency // 2)
-    ) as (
-        engine,
-        transport,
-    ):
+    async with opened(settings) as (engine, transport):
         executor, keeperhub = build_executor(settings, engine, transport)
         stop = stop_on_signals()
         app = health_app(executor.heartbeat, readiness(engine, transport))

@@ -39,7 +39,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size,
+        max_overflow=pool_size // 2,  # bursts; keeps many processes under max_connections
         pool_pre_ping=True,
         connect_args={"application_name": APPLICATION_NAME},
     )

@@ -1,0 +1,90 @@
+"""Real parts for benchmarks and fault runs: a LocalStack of their own, a throwaway database."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+import psycopg
+
+from keeperhub_scheduler.db.migrate import upgrade
+from tests.support import postgres
+
+ROOT = Path(__file__).resolve().parent.parent
+LOCALSTACK_PYTHON = ROOT / ".cache" / "localstack" / "venv" / "bin" / "python"
+
+
+class LocalStack:
+    """A LocalStack (SQS only) on its own port, so a run may freeze it without touching others.
+
+    ``freeze`` (SIGSTOP) is an outage that keeps the queue's messages, as a real SQS outage
+    would: a restart of LocalStack would lose them, which SQS never does.
+    """
+
+    def __init__(self, port: int) -> None:
+        if not LOCALSTACK_PYTHON.exists():
+            subprocess.run([str(ROOT / "scripts" / "localstack.sh"), "install"], check=True)
+        self.port = port
+        self.url = f"http://127.0.0.1:{port}"
+        self.volume = tempfile.mkdtemp(prefix="khs-localstack-")
+        env = os.environ | {
+            "SERVICES": "sqs",
+            "GATEWAY_LISTEN": f"127.0.0.1:{port}",
+            "LOCALSTACK_VOLUME_DIR": self.volume,
+            "SKIP_SSL_CERT_DOWNLOAD": "1",
+            "DISABLE_EVENTS": "1",
+        }
+        self.log = Path(self.volume) / "localstack.log"
+        self.process = subprocess.Popen(
+            [str(LOCALSTACK_PYTHON), "-m", "localstack.runtime.main"],
+            env=env,
+            stdout=self.log.open("wb"),
+            stderr=subprocess.STDOUT,
+        )
+        self._wait_healthy(90)
+
+    def _wait_healthy(self, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                with urllib.request.urlopen(f"{self.url}/_localstack/health", timeout=2) as answer:
+                    if json.load(answer)["services"].get("sqs") in ("available", "running"):
+                        return
+            except OSError:
+                time.sleep(0.3)
+        raise RuntimeError(f"LocalStack on port {self.port} did not start; see {self.log}")
+
+    def freeze(self) -> None:
+        self.process.send_signal(signal.SIGSTOP)
+
+    def thaw(self) -> None:
+        self.process.send_signal(signal.SIGCONT)
+
+    def stop(self) -> None:
+        self.thaw()
+        self.process.terminate()
+        try:
+            self.process.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+
+
+class Database:
+    """A migrated throwaway PostgreSQL database, dropped by ``drop``."""
+
+    def __init__(self, prefix: str) -> None:
+        self.name = postgres.new_name(prefix)
+        self.url = postgres.create_database(self.name)
+        upgrade(self.url)
+
+    def connect(self) -> psycopg.Connection[tuple[object, ...]]:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def drop(self) -> None:
+        postgres.drop_database(self.name)
