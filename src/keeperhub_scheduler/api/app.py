@@ -1,0 +1,83 @@
+"""The management API: ``create_app(settings)`` builds it, ``keeperhub-scheduler api`` serves it.
+
+Everything under ``/v1`` needs a bearer token; ``/healthz`` (alive) and ``/readyz`` (the database
+answers) do not. OpenAPI at ``/openapi.json``, interactive docs at ``/docs``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import APIRouter, Depends, FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler.api import errors, runs, schedules, status, workflows
+from keeperhub_scheduler.api.auth import require_token
+from keeperhub_scheduler.api.deps import EngineDep
+from keeperhub_scheduler.api.errors import responses
+from keeperhub_scheduler.config import Settings
+from keeperhub_scheduler.db.engine import create_engine, database_now
+
+log = logging.getLogger("keeperhub_scheduler.api")
+
+VERSION = "1"
+
+
+def create_app(settings: Settings, engine: AsyncEngine | None = None) -> FastAPI:
+    """The API on ``engine`` (default: one made from ``DATABASE_URL``, closed at shutdown)."""
+    owned = engine is None
+    database = engine or create_engine(settings.database_url.get_secret_value())
+    if not settings.api_tokens:
+        log.warning("SCHEDULER_API_TOKENS is empty: every /v1 request will be refused")
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owned:
+            await database.dispose()
+
+    app = FastAPI(
+        title="KeeperHub Scheduler",
+        version=VERSION,
+        description="Manage the schedules that run KeeperHub workflows, and their history.",
+        lifespan=lifespan,
+        redirect_slashes=False,
+    )
+    app.state.engine = database
+    app.state.settings = settings
+    errors.install(app)
+    app.include_router(_health())
+    v1 = APIRouter(
+        prefix="/v1",
+        dependencies=[Depends(require_token(settings.api_tokens))],
+        responses=responses(401),
+    )
+    for module in (schedules, runs, workflows, status):
+        v1.include_router(module.router)
+    app.include_router(v1)
+    return app
+
+
+def _health() -> APIRouter:
+    router = APIRouter(tags=["health"])
+
+    @router.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        """The process answers (no token needed)."""
+        return {"status": "ok"}
+
+    @router.get("/readyz", responses={503: {"description": "The database does not answer"}})
+    async def readyz(engine: EngineDep) -> JSONResponse:
+        """The database answers (no token needed)."""
+        try:
+            async with engine.connect() as connection:
+                await database_now(connection)
+        except Exception as error:
+            log.warning("not ready", extra={"error": type(error).__name__})
+            return JSONResponse({"status": "unavailable"}, status_code=503)
+        return JSONResponse({"status": "ok"})
+
+    return router

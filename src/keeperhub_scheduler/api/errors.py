@@ -1,0 +1,89 @@
+"""Errors as answers: one shape per kind, declared in the OpenAPI schema.
+
+* 422 ``{"detail": [{"field": ..., "message": ...}]}``: pydantic's errors and the scheduler's
+  ``InvalidScheduleError`` alike, each naming the field and the reason.
+* 404, 409, 401 ``{"detail": "..."}``: unknown ids, conflicts with the current state, no token.
+* 503 when the database cannot be reached (no input causes it, so it is not a 500 either).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request, status
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import InterfaceError, OperationalError
+
+from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
+from keeperhub_scheduler.management.models import (
+    ErrorBody,
+    ValidationErrorBody,
+    error_message,
+    field_name,
+)
+
+log = logging.getLogger("keeperhub_scheduler.api")
+
+_DESCRIPTIONS = {
+    401: "Missing or invalid bearer token",
+    404: "No such schedule, run or workflow",
+    409: "Conflicts with the current state",
+    422: "Invalid input: each entry names the field and the reason",
+}
+
+
+def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
+    """The error answers of a route, for the OpenAPI schema."""
+    return {
+        code: {
+            "model": ValidationErrorBody if code == 422 else ErrorBody,
+            "description": _DESCRIPTIONS[code],
+        }
+        for code in codes
+    }
+
+
+def install(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(InvalidScheduleError, _schedule_invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(NotFoundError, _not_found)  # type: ignore[arg-type]
+    app.add_exception_handler(ConflictError, _conflict)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _unavailable)
+    app.add_exception_handler(InterfaceError, _unavailable)
+
+
+def _invalid(entries: list[tuple[str, str]]) -> JSONResponse:
+    body = {"detail": [{"field": field, "message": error_message(text)} for field, text in entries]}
+    return JSONResponse(body, status_code=422)
+
+
+async def _request_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
+    entries = [
+        # A body that is not JSON at all: its "location" is a character offset, not a field.
+        ("body" if e["type"] == "json_invalid" else field_name(tuple(e["loc"])), str(e["msg"]))
+        for e in error.errors()
+    ]
+    return _invalid(entries)
+
+
+async def _schedule_invalid(_: Request, error: InvalidScheduleError) -> JSONResponse:
+    return _invalid([(error.field, error.message)])
+
+
+def _detail(code: int, text: str) -> JSONResponse:
+    return JSONResponse({"detail": error_message(text)}, status_code=code)
+
+
+async def _not_found(_: Request, error: NotFoundError) -> JSONResponse:
+    return _detail(status.HTTP_404_NOT_FOUND, str(error))
+
+
+async def _conflict(_: Request, error: ConflictError) -> JSONResponse:
+    return _detail(status.HTTP_409_CONFLICT, str(error))
+
+
+async def _unavailable(_: Request, error: Exception) -> JSONResponse:
+    log.error("database unavailable", extra={"error": type(error).__name__})
+    return _detail(status.HTTP_503_SERVICE_UNAVAILABLE, "the database is not reachable; try again")

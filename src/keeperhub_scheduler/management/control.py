@@ -1,0 +1,198 @@
+"""Controlling a schedule: pause, resume, run now (trigger) and backfill.
+
+A pause only sets ``paused_at``/``paused_until``/``paused_note``; the dispatcher records each
+occurrence during it as skipped ('paused') and clears the pause by itself at ``paused_until``.
+Trigger and backfill write ``pending`` runs (kind 'manual' and 'backfill'): the dispatcher's relay
+sends them like any other, and the executor runs them even while the schedule is disabled or
+paused (someone asked for them), applying the overlap policy unless ``ignore_overlap``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from itertools import islice
+from typing import Any
+
+from sqlalchemy import update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError
+from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.management.models import (
+    MAX_BACKFILL_RUNS,
+    BackfillRequest,
+    BackfillResult,
+    PauseRequest,
+    Run,
+    ScheduleDetail,
+    TriggerRequest,
+)
+from keeperhub_scheduler.management.schedules import get_schedule
+from keeperhub_scheduler.management.sql import insert_for, schedule_row
+from keeperhub_scheduler.management.views import is_paused, run_view, timing_of_row
+from keeperhub_scheduler.timing import ONE_MICROSECOND
+
+S = workflow_schedules
+R = schedule_runs
+INSERT_BATCH = 200
+
+
+async def pause_schedule(
+    engine: AsyncEngine, schedule_id: str, request: PauseRequest
+) -> ScheduleDetail:
+    """Pause (or change the note and end of a running pause, keeping when it began)."""
+    async with engine.begin() as connection:
+        now = await database_now(connection)
+        row = await schedule_row(connection, schedule_id, lock=True)
+        if request.until is not None and request.until <= now:
+            raise InvalidScheduleError("until must be in the future", field="until")
+        began = row.paused_at if is_paused(row, now) else now
+        await connection.execute(
+            update(S)
+            .where(S.c.id == schedule_id)
+            .values(
+                paused_at=began,
+                paused_until=request.until,
+                paused_note=request.note,
+                updated_at=now,
+            )
+        )
+    return await get_schedule(engine, schedule_id)
+
+
+async def resume_schedule(engine: AsyncEngine, schedule_id: str) -> ScheduleDetail:
+    """End a pause now; ``ConflictError`` when the schedule is not paused."""
+    async with engine.begin() as connection:
+        now = await database_now(connection)
+        row = await schedule_row(connection, schedule_id, lock=True)
+        if not is_paused(row, now):
+            raise ConflictError(f"schedule {schedule_id!r} is not paused")
+        await connection.execute(
+            update(S)
+            .where(S.c.id == schedule_id)
+            .values(paused_at=None, paused_until=None, paused_note=None, updated_at=now)
+        )
+    return await get_schedule(engine, schedule_id)
+
+
+async def trigger_schedule(engine: AsyncEngine, schedule_id: str, request: TriggerRequest) -> Run:
+    """Run now: one pending 'manual' run for the instant of the request (database clock)."""
+    async with engine.begin() as connection:
+        now = await database_now(connection)
+        row = await schedule_row(connection, schedule_id)
+        # (schedule_id, scheduled_for) is unique: should an occurrence of the same microsecond
+        # exist, the manual run takes the next free one.
+        for step in range(100):
+            at = now + step * ONE_MICROSECOND
+            values = _run_values(row, at, now, "manual", request.reason, request.ignore_overlap)
+            inserted = await connection.execute(
+                insert_for(connection, R)
+                .values(**values)
+                .on_conflict_do_nothing(index_elements=[R.c.schedule_id, R.c.scheduled_for])
+                .returning(R)
+            )
+            run = inserted.first()
+            if run is not None:
+                return run_view(run)
+    raise ConflictError(f"schedule {schedule_id!r} has runs at every instant near now")
+
+
+async def backfill_schedule(
+    engine: AsyncEngine, schedule_id: str, request: BackfillRequest
+) -> BackfillResult:
+    """One pending 'backfill' run per occurrence in [start, end]; existing ones are kept.
+
+    Bounded to ``MAX_BACKFILL_RUNS`` occurrences; ``end`` may not be in the future (those
+    occurrences are the dispatcher's to decide).
+    """
+    if request.end < request.start:
+        raise InvalidScheduleError("end is before start", field="end")
+    async with engine.begin() as connection:
+        now = await database_now(connection)
+        row = await schedule_row(connection, schedule_id)
+        if request.end > now:
+            raise InvalidScheduleError(
+                "end is in the future; the dispatcher runs future occurrences", field="end"
+            )
+        try:
+            timing = timing_of_row(row)
+        except InvalidScheduleError as error:
+            raise ConflictError(f"schedule {schedule_id!r} cannot be read: {error}") from None
+        occurrences = list(
+            islice(
+                _between(timing.occurrences_after(request.start - ONE_MICROSECOND), request.end),
+                MAX_BACKFILL_RUNS + 1,
+            )
+        )
+        if len(occurrences) > MAX_BACKFILL_RUNS:
+            raise InvalidScheduleError(
+                f"more than {MAX_BACKFILL_RUNS} occurrences between start and end;"
+                " backfill a shorter range at a time",
+                field="end",
+            )
+        created = await _insert_backfill(connection, row, occurrences, now, request)
+    return BackfillResult(
+        schedule_id=schedule_id,
+        start=request.start,
+        end=request.end,
+        occurrences=len(occurrences),
+        created=created,
+        existing=len(occurrences) - created,
+    )
+
+
+def _between(stream: Any, end: datetime) -> Any:
+    for occurrence in stream:
+        if occurrence > end:
+            return
+        yield occurrence
+
+
+async def _insert_backfill(
+    connection: AsyncConnection,
+    row: Any,
+    occurrences: list[datetime],
+    now: datetime,
+    request: BackfillRequest,
+) -> int:
+    created = 0
+    for first in range(0, len(occurrences), INSERT_BATCH):
+        batch = occurrences[first : first + INSERT_BATCH]
+        values = [
+            _run_values(row, at, now, "backfill", request.reason, request.ignore_overlap)
+            for at in batch
+        ]
+        inserted = await connection.execute(
+            insert_for(connection, R)
+            .values(values)
+            .on_conflict_do_nothing(index_elements=[R.c.schedule_id, R.c.scheduled_for])
+            .returning(R.c.id)
+        )
+        created += len(inserted.all())
+    return created
+
+
+def _run_values(
+    row: Any,
+    scheduled_for: datetime,
+    now: datetime,
+    kind: str,
+    note: str | None,
+    ignore_overlap: bool,
+) -> dict[str, Any]:
+    # Due now, not at the occurrence: the relay sends due runs oldest due first.
+    return {
+        "id": new_run_id(),
+        "schedule_id": row.id,
+        "workflow_id": row.workflow_id,
+        "kind": kind,
+        "scheduled_for": scheduled_for,
+        "occurrences": 1,
+        "due_at": max(now, scheduled_for) if kind == "manual" else now,
+        "status": "pending",
+        "note": note,
+        "ignore_overlap": ignore_overlap,
+        "created_at": now,
+    }

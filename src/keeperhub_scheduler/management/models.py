@@ -1,0 +1,342 @@
+"""The shapes of the management operations: what they accept and what they answer.
+
+These pydantic models are the contract shared by the REST API (request and response bodies, and so
+the OpenAPI schema), the CLI (``--json`` prints exactly these) and the management functions. Every
+bound that protects the scheduler (a catch-up window, a jitter, a page size) is declared here, so
+it shows in the schema and a violation answers 422 naming the field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+
+from keeperhub_scheduler.timing import MAX_INTERVAL_SECONDS, MAX_JITTER_SECONDS
+
+ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # KeeperHub's nanoid-like ids, ours (hex, UUID)
+MAX_CATCHUP_WINDOW_SECONDS = 31 * 24 * 3600
+MAX_CATCHUP_RUNS = 10_000
+MAX_PAGE_SIZE = 500
+MAX_PREVIEW_COUNT = 100
+MAX_BACKFILL_RUNS = 1000
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # far enough for anyone, and far from datetime's end
+
+MisfirePolicy = Literal["fire_once", "fire_all", "skip"]
+OverlapPolicy = Literal["allow", "skip"]
+RunStatus = Literal[
+    "pending", "enqueued", "running", "retrying", "succeeded", "failed", "skipped", "dead"
+]
+RunKind = Literal["schedule", "manual", "backfill"]
+
+
+def _plain_text(value: str) -> str:
+    # PostgreSQL text cannot hold NUL, and a lone surrogate cannot be encoded: refuse both here,
+    # where the answer is a 422 naming the field, rather than in the driver.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text") from None
+    return value
+
+
+def _in_range(value: datetime) -> datetime:
+    if not EARLIEST <= value < LATEST:
+        raise ValueError("must be between 1970-01-01 and 9000-01-01")
+    return value.astimezone(UTC)
+
+
+PlainText = Annotated[str, AfterValidator(_plain_text)]
+Identifier = Annotated[str, Field(pattern=ID_PATTERN, examples=["wf_nightly_report"])]
+Instant = Annotated[
+    AwareDatetime,
+    AfterValidator(_in_range),
+    Field(description="ISO 8601 with a UTC offset, e.g. 2026-03-29T09:00:00+02:00"),
+]
+Note = Annotated[PlainText, Field(max_length=1000)]
+CronText = Annotated[
+    PlainText,
+    Field(max_length=256, description="5 or 6 fields, or a macro", examples=["0 9 * * 1-5"]),
+]
+ZoneName = Annotated[
+    PlainText, Field(max_length=64, description="IANA time zone", examples=["Europe/Berlin"])
+]
+IntervalSeconds = Annotated[int, Field(ge=1, le=MAX_INTERVAL_SECONDS)]
+CatchupWindow = Annotated[int, Field(ge=0, le=MAX_CATCHUP_WINDOW_SECONDS)]
+CatchupRuns = Annotated[int, Field(ge=1, le=MAX_CATCHUP_RUNS)]
+JitterSeconds = Annotated[int, Field(ge=0, le=MAX_JITTER_SECONDS)]
+
+
+class Input(BaseModel):
+    """A request body: unknown fields are an error (a typo must not be silently ignored)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+# --- requests ---------------------------------------------------------------------------------
+class ScheduleCreate(Input):
+    workflow_id: Identifier
+    cron_expression: CronText | None = Field(None, description="Give this or interval_seconds")
+    interval_seconds: IntervalSeconds | None = Field(None, description="Every N seconds")
+    anchor_at: Instant | None = Field(None, description="Interval start (default: the epoch)")
+    timezone: ZoneName = "UTC"
+    enabled: bool = True
+    misfire_policy: MisfirePolicy = "fire_once"
+    catchup_window_seconds: CatchupWindow = 86_400
+    max_catchup_runs: CatchupRuns = 100
+    overlap_policy: OverlapPolicy = "allow"
+    jitter_seconds: JitterSeconds = 0
+    start_at: Instant | None = None
+    end_at: Instant | None = None
+
+
+class ScheduleUpdate(Input):
+    """Only the fields given change. A new cron_expression makes an interval schedule a cron one
+    and vice versa; ``null`` clears anchor_at, start_at and end_at, and leaves the rest as is."""
+
+    cron_expression: CronText | None = None
+    interval_seconds: IntervalSeconds | None = None
+    anchor_at: Instant | None = None
+    timezone: ZoneName | None = None
+    enabled: bool | None = None
+    misfire_policy: MisfirePolicy | None = None
+    catchup_window_seconds: CatchupWindow | None = None
+    max_catchup_runs: CatchupRuns | None = None
+    overlap_policy: OverlapPolicy | None = None
+    jitter_seconds: JitterSeconds | None = None
+    start_at: Instant | None = None
+    end_at: Instant | None = None
+
+
+class PauseRequest(Input):
+    note: Note | None = Field(None, description="Why; shown with the schedule")
+    until: Instant | None = Field(None, description="Resume by itself at this instant")
+
+
+class TriggerRequest(Input):
+    reason: Note | None = Field(None, description="Recorded as the run's note")
+    ignore_overlap: bool = Field(False, description="Run even if the overlap policy says skip")
+
+
+class BackfillRequest(Input):
+    start: Instant = Field(description="First occurrence considered (inclusive)")
+    end: Instant = Field(description="Last occurrence considered (inclusive), not in the future")
+    reason: Note | None = None
+    ignore_overlap: bool = False
+
+
+class PreviewRequest(Input):
+    cron_expression: CronText | None = None
+    interval_seconds: IntervalSeconds | None = None
+    anchor_at: Instant | None = None
+    timezone: ZoneName = "UTC"
+    count: Annotated[int, Field(ge=1, le=MAX_PREVIEW_COUNT)] = 10
+    after: Instant | None = Field(None, description="Start after this instant (default: now)")
+
+
+class WorkflowCreate(Input):
+    id: Identifier
+    name: Annotated[PlainText, Field(min_length=1, max_length=200)]
+    enabled: bool = True
+
+
+class WorkflowUpdate(Input):
+    name: Annotated[PlainText, Field(min_length=1, max_length=200)] | None = None
+    enabled: bool | None = None
+
+
+class WorkflowSync(Input):
+    nodes: list[Any] = Field(description="The workflow's nodes, as KeeperHub stores them")
+
+
+class ScheduleQuery(BaseModel):
+    workflow_id: Identifier | None = None
+    enabled: bool | None = None
+    paused: bool | None = None
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 50
+    cursor: Annotated[PlainText, Field(max_length=512)] | None = None
+
+
+class RunQuery(BaseModel):
+    status: list[RunStatus] | None = None
+    kind: RunKind | None = None
+    workflow_id: Identifier | None = None
+    since: Instant | None = Field(None, description="scheduled_for at or after")
+    until: Instant | None = Field(None, description="scheduled_for before")
+    limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 50
+    cursor: Annotated[PlainText, Field(max_length=512)] | None = None
+
+
+# --- answers ----------------------------------------------------------------------------------
+class FireTime(BaseModel):
+    utc: datetime
+    local: datetime = Field(description="The same instant in the schedule's zone")
+    utc_offset: str = Field(examples=["+02:00"])
+    offset_changed: bool = Field(description="The UTC offset differs from the previous fire's")
+    dst_note: str | None = Field(None, description="Why this fire is not an ordinary match")
+
+
+class Run(BaseModel):
+    id: str
+    schedule_id: str
+    workflow_id: str
+    kind: str
+    status: str
+    scheduled_for: datetime = Field(description="The occurrence (a manual run: when asked)")
+    scheduled_until: datetime | None = Field(None, description="End of a range of skips")
+    occurrences: int | None = Field(None, description="Occurrences a skip row stands for")
+    due_at: datetime
+    skip_reason: str | None = None
+    note: str | None = None
+    ignore_overlap: bool = False
+    attempts: int = 0
+    created_at: datetime
+    enqueued_at: datetime | None = None
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+    next_attempt_at: datetime | None = None
+    http_status: int | None = None
+    error: str | None = None
+
+
+class Schedule(BaseModel):
+    id: str
+    workflow_id: str
+    cron_expression: str | None = Field(description="None for an interval schedule")
+    interval_seconds: int | None = None
+    anchor_at: datetime | None = None
+    timezone: str
+    description: str | None = Field(description="Plain English, e.g. 'At 09:00'")
+    problem: str | None = Field(None, description="Why the stored timing cannot be used")
+    enabled: bool
+    paused: bool
+    paused_at: datetime | None = None
+    paused_until: datetime | None = None
+    paused_note: str | None = None
+    misfire_policy: str
+    catchup_window_seconds: int
+    max_catchup_runs: int
+    overlap_policy: str
+    jitter_seconds: int
+    start_at: datetime | None = None
+    end_at: datetime | None = None
+    next_run_at: datetime | None = None
+    last_run_at: datetime | None = None
+    last_status: str | None = None
+    last_error: str | None = None
+    run_count: int = 0
+    created_at: datetime
+    updated_at: datetime
+
+
+class ScheduleDetail(Schedule):
+    next_fire_times: list[FireTime] = Field(description="The next 5 occurrences")
+    recent_runs: list[Run] = Field(description="The last 5 runs, newest first")
+
+
+class SchedulePage(BaseModel):
+    items: list[Schedule]
+    next_cursor: str | None = Field(None, description="Pass as cursor for the next page")
+
+
+class RunPage(BaseModel):
+    items: list[Run]
+    next_cursor: str | None = None
+
+
+class BackfillResult(BaseModel):
+    schedule_id: str
+    start: datetime
+    end: datetime
+    occurrences: int = Field(description="Occurrences between start and end")
+    created: int = Field(description="Runs created now")
+    existing: int = Field(description="Occurrences that already had a run")
+
+
+class Preview(BaseModel):
+    description: str
+    timezone: str
+    fire_times: list[FireTime]
+
+
+class Workflow(BaseModel):
+    id: str
+    name: str
+    enabled: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+class SyncOutcome(BaseModel):
+    action: Literal["created", "updated", "unchanged", "deleted", "none"]
+    schedule: Schedule | None
+
+
+class OldestPending(BaseModel):
+    run_id: str
+    schedule_id: str
+    due_at: datetime
+    age_seconds: float
+
+
+class DispatchLag(BaseModel):
+    window_seconds: int = 300
+    samples: int
+    p50_seconds: float | None
+    p99_seconds: float | None
+
+
+class ScheduleCounts(BaseModel):
+    total: int
+    enabled: int
+    paused: int
+
+
+class QueueDepth(BaseModel):
+    visible: int | None = None
+    in_flight: int | None = None
+    dlq_visible: int | None = None
+    dlq_in_flight: int | None = None
+    error: str | None = Field(None, description="Why the queue could not be asked")
+
+
+class Status(BaseModel):
+    database_time: datetime
+    runs_by_status: dict[str, int]
+    oldest_pending: OldestPending | None
+    dispatch_lag: DispatchLag
+    failures_last_hour: int = Field(description="Runs failed or dead in the last hour")
+    schedules: ScheduleCounts
+    queue: QueueDepth | None = Field(description="None when no SQS queue is configured")
+
+
+class FieldError(BaseModel):
+    field: str
+    message: str
+
+
+class ValidationErrorBody(BaseModel):
+    detail: list[FieldError]
+
+
+class ErrorBody(BaseModel):
+    detail: str
+
+
+def field_name(location: tuple[int | str, ...]) -> str:
+    """``("body", "nodes", 0)`` -> ``"nodes.0"``: where a pydantic error is, as users name it."""
+    parts = [str(part) for part in location]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:] or parts[:1]
+    return ".".join(parts) or "body"
+
+
+def error_message(message: str) -> str:
+    """Pydantic's message without its "Value error, " prefix, safe to encode as UTF-8."""
+    message = re.sub(r"^(Value|Assertion) error, ", "", message)
+    return message.encode("utf-8", "backslashreplace").decode("utf-8")
