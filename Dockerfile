@@ -8,10 +8,9 @@
 # compiler), running as an unprivileged user. Nothing is written outside /tmp at run time, so the
 # container runs with a read-only root filesystem (mount an emptyDir on /tmp in Kubernetes).
 
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
-
 # --- build: resolve nothing, install exactly uv.lock ----------------------------------------------
-FROM ${PYTHON_IMAGE} AS build
+# Both stages use the same base image, so the venv's interpreter path (/usr/local/bin) matches.
+FROM python:3.11-slim-bookworm AS build
 
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -35,7 +34,7 @@ RUN uv sync --frozen --no-dev --no-editable --no-cache \
     && /app/.venv/bin/keeperhub-scheduler --help >/dev/null
 
 # --- scheduler: the runtime image -------------------------------------------------------------------
-FROM ${PYTHON_IMAGE} AS scheduler
+FROM python:3.11-slim-bookworm AS scheduler
 
 LABEL org.opencontainers.image.title="keeperhub-scheduler" \
       org.opencontainers.image.description="KeeperHub's schedule trigger: dispatcher, executor and management API" \
