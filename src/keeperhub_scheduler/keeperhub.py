@@ -122,6 +122,8 @@ def error_text(response: httpx.Response) -> str:
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):
         return str(payload["error"])[:MAX_ERROR_CHARS]
+    if isinstance(payload, str):  # a bare JSON string is the error itself
+        return payload[:MAX_ERROR_CHARS]
     text = response.text.strip()
     return (text or response.reason_phrase)[:MAX_ERROR_CHARS]
 
