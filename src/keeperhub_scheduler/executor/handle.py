@@ -87,26 +87,23 @@ class DeliveryHandler:
             metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
             await self._settle(self.transport.delete(delivery))
             return
-        claimed = await runs.claim(self.engine, run_id, self.policy.lease)
+        claimed = await runs.claim(self.engine, message, run_id, self.policy.lease)
         if isinstance(claimed, Refusal):
             await self._refused(delivery, run_id, claimed)
         elif isinstance(claimed, Skipped):
             log.info("run skipped", extra={"run_id": run_id, "reason": claimed.reason})
             metrics.SKIPPED.labels("executor", claimed.reason).inc()
             await self._settle(self.transport.delete(delivery))
-        elif claimed.workflow_id != message.workflow_id:
-            await self._finish(
-                delivery, claimed, "dead", None, "message workflowId does not match the run"
-            )
-            await self._dead_letter(
-                delivery, "message workflowId does not match its run", "mismatch"
-            )
         elif claimed.attempt > self.policy.max_attempts:
             await self._give_up(delivery, claimed, None, "attempts exhausted before this delivery")
         else:
             await self._execute(delivery, claimed)
 
     async def _refused(self, delivery: Delivery, run_id: str, refusal: Refusal) -> None:
+        if refusal.status == "mismatch":
+            reason = "message does not match its run (workflowId or scheduleId)"
+            await self._dead_letter(delivery, reason, "mismatch")
+            return
         if refusal.status == "retrying" and refusal.wait_seconds > 0:
             # The retry's own message, back early (or a copy): keep it until the attempt is due.
             await self._settle(

@@ -92,15 +92,20 @@ async def run_for_legacy_message(engine: AsyncEngine, message: RunMessage) -> st
 
 
 async def claim(
-    engine: AsyncEngine, run_id: str, lease: timedelta
+    engine: AsyncEngine, message: RunMessage, run_id: str, lease: timedelta
 ) -> ClaimedRun | Skipped | Refusal:
     """Take the run for one attempt, or say why not; skips (disabled, paused, overlap) are
-    recorded here, in the same transaction as the claim."""
+    recorded here, in the same transaction as the claim.
+
+    The message must name the run's own workflow and schedule: one that does not is refused
+    (``status`` "mismatch") and the run is left untouched, so a stray or unsigned message can
+    neither run nor spoil another run.
+    """
     async with engine.begin() as connection:
         now = await database_now(connection)
-        row = (await connection.execute(_claim_statement(run_id, now, lease))).first()
+        row = (await connection.execute(_claim_statement(message, run_id, now, lease))).first()
         if row is None:
-            return await _refusal(connection, run_id, now)
+            return await _refusal(connection, message, run_id, now)
         run = ClaimedRun(
             row.id, row.schedule_id, row.workflow_id, row.kind, row.scheduled_for, row.attempts
         )
@@ -115,7 +120,7 @@ async def claim(
         return Skipped(run, reason)
 
 
-def _claim_statement(run_id: str, now: datetime, lease: timedelta) -> Any:
+def _claim_statement(message: RunMessage, run_id: str, now: datetime, lease: timedelta) -> Any:
     claimable = or_(
         R.c.status.in_(("pending", "enqueued")),
         and_(R.c.status == "retrying", R.c.next_attempt_at <= now + RETRY_TOLERANCE),
@@ -123,7 +128,14 @@ def _claim_statement(run_id: str, now: datetime, lease: timedelta) -> Any:
     )
     return (
         update(R)
-        .where(R.c.id == run_id, claimable, R.c.schedule_id == S.c.id, S.c.workflow_id == W.c.id)
+        .where(
+            R.c.id == run_id,
+            R.c.workflow_id == message.workflow_id,
+            R.c.schedule_id == message.schedule_id,
+            claimable,
+            R.c.schedule_id == S.c.id,
+            S.c.workflow_id == W.c.id,
+        )
         .values(
             status="running",
             attempts=R.c.attempts + 1,
@@ -148,12 +160,17 @@ def _claim_statement(run_id: str, now: datetime, lease: timedelta) -> Any:
     )
 
 
-async def _refusal(connection: AsyncConnection, run_id: str, now: datetime) -> Refusal:
-    row = (
-        await connection.execute(select(R.c.status, R.c.next_attempt_at).where(R.c.id == run_id))
-    ).first()
+async def _refusal(
+    connection: AsyncConnection, message: RunMessage, run_id: str, now: datetime
+) -> Refusal:
+    statement = select(
+        R.c.status, R.c.next_attempt_at, R.c.workflow_id, R.c.schedule_id
+    ).where(R.c.id == run_id)
+    row = (await connection.execute(statement)).first()
     if row is None:
         return Refusal(None)
+    if (row.workflow_id, row.schedule_id) != (message.workflow_id, message.schedule_id):
+        return Refusal("mismatch")
     wait = 0.0
     if row.status == "retrying" and row.next_attempt_at is not None:
         wait = max(0.0, (row.next_attempt_at - now).total_seconds())

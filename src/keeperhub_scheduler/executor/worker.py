@@ -69,6 +69,11 @@ class Executor:
         self.heartbeat = Heartbeat(max_silence=max(60.0, wait_seconds * 3))
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def busy(self) -> int:
+        """Deliveries received and not yet settled."""
+        return len(self._tasks)
+
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain; returns when everything started has settled."""
         receivers = [asyncio.create_task(self._receive_loop(stop)) for _ in range(self.receivers)]
