@@ -127,14 +127,26 @@ def wall_matches(job: RefJob, wall: datetime) -> bool:
 
 
 def matching_walls(job: RefJob, start: datetime, end: datetime) -> Iterator[datetime]:
-    """Every matching wall-clock time in [start, end), in order (naive datetimes)."""
+    """Every matching wall-clock time in [start, end), in order (naive datetimes).
+
+    Hours and minutes that lie wholly outside the window are passed over, so that a short window
+    of an every-few-seconds job does not list a whole day.
+    """
+    hour, minute = timedelta(hours=1), timedelta(minutes=1)
     day = start.date()
     while day <= end.date():
         if day_matches(job, day):
-            for hour in sorted(job.hours):
-                for minute in sorted(job.minutes):
+            midnight = datetime.combine(day, time())
+            for h in sorted(job.hours):
+                at_hour = midnight + h * hour
+                if at_hour + hour <= start or at_hour >= end:
+                    continue
+                for m in sorted(job.minutes):
+                    at_minute = at_hour + m * minute
+                    if at_minute + minute <= start or at_minute >= end:
+                        continue
                     for second in sorted(job.seconds):
-                        wall = datetime.combine(day, time(hour, minute, second))
+                        wall = at_minute.replace(second=second)
                         if start <= wall < end:
                             yield wall
         day += timedelta(days=1)
@@ -145,12 +157,18 @@ def local(zone: ZoneInfo, instant: datetime) -> datetime:
 
 
 def instants_of(zone: ZoneInfo, wall: datetime) -> list[datetime]:
-    """The instants whose local time is `wall`: none (gap), one, or two (fold)."""
-    found = set()
-    for fold in (0, 1):
-        instant = wall.replace(tzinfo=zone, fold=fold).astimezone(UTC)
+    """The instants whose local time is `wall`: none (gap), one, or two (fold).
+
+    A candidate is the wall-clock time minus the offset ZoneInfo gives it for fold=0 or fold=1;
+    it counts when converting it back shows the same wall-clock time.
+    """
+    offsets = {zone.utcoffset(wall.replace(fold=fold)) for fold in (0, 1)}
+    found = []
+    for offset in offsets:
+        assert offset is not None
+        instant = (wall - offset).replace(tzinfo=UTC)
         if local(zone, instant) == wall:
-            found.add(instant)
+            found.append(instant)
     return sorted(found)
 
 
