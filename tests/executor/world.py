@@ -21,7 +21,6 @@ from keeperhub_scheduler.db.tables import (
     workflow_schedules,
     workflows,
 )
-from keeperhub_scheduler.dispatcher.relay import Relay
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.ids import new_run_id, new_schedule_id
 from keeperhub_scheduler.messages import RunMessage, encode
@@ -101,10 +100,30 @@ async def add_runs(
 
 
 async def relay(engine: AsyncEngine, transport: Transport) -> int:
-    """Send every pending run to the queue, as the dispatcher does."""
-    result = await Relay(engine, transport, signing_key=SIGNING_KEY).relay_all()
-    assert result.failed == 0
-    return result.sent
+    """Send every pending run to the queue and mark it enqueued, as the dispatcher's relay does
+    (built here from ``encode`` and ``send`` so these tests do not depend on the relay's API)."""
+    async with engine.connect() as connection:
+        pending = (
+            await connection.execute(
+                select(R.c.id, R.c.workflow_id, R.c.schedule_id, R.c.scheduled_for).where(
+                    R.c.status == "pending"
+                )
+            )
+        ).all()
+    outgoing = []
+    for row in pending:
+        message = RunMessage(row.workflow_id, row.schedule_id, row.scheduled_for, row.id)
+        body, attributes = encode(message, SIGNING_KEY)
+        outgoing.append(OutgoingMessage(row.id, body, attributes))
+    sent = await transport.send(outgoing)
+    assert sent == {message.run_id for message in outgoing}
+    async with engine.begin() as connection:
+        await connection.execute(
+            update(R)
+            .where(R.c.id.in_(sent), R.c.status == "pending")
+            .values(status="enqueued", enqueued_at=datetime.now(UTC))
+        )
+    return len(sent)
 
 
 async def send_raw(transport: Transport, body: str, attributes: dict[str, str]) -> None:
