@@ -294,3 +294,17 @@ def test_the_schema_check_is_strict(version):
     broken = {**executor, "spec": {**executor["spec"], "terminationGracePeriod": 60}}
     with pytest.raises(ValidationError):
         validate(broken, version, strict=True)
+
+
+def test_api_serves_the_management_api_with_health_probes_on_its_port():
+    docs = local()
+    deployment = find(docs, "Deployment", "schedule-api")
+    (container,) = pod_spec(deployment)["containers"]
+    assert container["args"] == ["api"]
+    assert {"name": "SCHEDULER_API_HOST", "value": "0.0.0.0"} in container["env"]
+    assert container["ports"] == [{"name": "http", "containerPort": 8000, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    service = find(docs, "Service", "schedule-api")
+    assert service["spec"]["selector"] == {"app": "schedule-api"}
+    assert service["spec"]["ports"][0]["port"] == 8000
