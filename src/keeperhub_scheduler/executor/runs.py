@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from types import SimpleNamespace
 from typing import Any
 
 from sqlalchemy import BigInteger, Integer, Text, and_, case, cast, func, or_, select, update
@@ -44,7 +45,7 @@ class Refusal:
     """Why a delivery's run could not be claimed (``status`` None: no such run)."""
 
     status: str | None
-    wait_seconds: float = 0.0  # for a retry that is not yet due: how long until it is
+    wait_seconds: float = 0.0  # > 0: the run may become claimable after this long
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ async def claim(
     """
     async with engine.begin() as connection:
         now = await database_now(connection)
-        row = (await connection.execute(_claim_statement(message, run_id, now, lease))).first()
+        row = await _claim_row(connection, message, run_id, now, lease)
         if row is None:
             return await _refusal(connection, message, run_id, now)
         run = ClaimedRun(
@@ -120,7 +121,39 @@ async def claim(
         return Skipped(run, reason)
 
 
-def _claim_statement(message: RunMessage, run_id: str, now: datetime, lease: timedelta) -> Any:
+async def _claim_row(
+    connection: AsyncConnection, message: RunMessage, run_id: str, now: datetime, lease: timedelta
+) -> Any:
+    """The claimed run joined with its schedule's and workflow's flags, or None.
+
+    PostgreSQL returns the joined columns from the UPDATE itself; SQLite's RETURNING can only
+    name the updated table, so there the flags come from a second statement in the same
+    transaction (the row is already ours by then).
+    """
+    joined = connection.dialect.name == "postgresql"
+    statement = _claim_statement(message, run_id, now, lease, joined=joined)
+    row = (await connection.execute(statement)).first()
+    if row is None or joined:
+        return row
+    flags = (
+        await connection.execute(
+            select(
+                S.c.enabled.label("schedule_enabled"),
+                S.c.paused_at,
+                S.c.paused_until,
+                S.c.overlap_policy,
+                W.c.enabled.label("workflow_enabled"),
+            )
+            .join(W, W.c.id == S.c.workflow_id)
+            .where(S.c.id == row.schedule_id)
+        )
+    ).one()
+    return SimpleNamespace(**row._mapping, **flags._mapping)
+
+
+def _claim_statement(
+    message: RunMessage, run_id: str, now: datetime, lease: timedelta, *, joined: bool
+) -> Any:
     claimable = or_(
         R.c.status.in_(("pending", "enqueued")),
         and_(R.c.status == "retrying", R.c.next_attempt_at <= now + RETRY_TOLERANCE),
@@ -133,8 +166,7 @@ def _claim_statement(message: RunMessage, run_id: str, now: datetime, lease: tim
             R.c.workflow_id == message.workflow_id,
             R.c.schedule_id == message.schedule_id,
             claimable,
-            R.c.schedule_id == S.c.id,
-            S.c.workflow_id == W.c.id,
+            *([R.c.schedule_id == S.c.id, S.c.workflow_id == W.c.id] if joined else []),
         )
         .values(
             status="running",
@@ -151,11 +183,17 @@ def _claim_statement(message: RunMessage, run_id: str, now: datetime, lease: tim
             R.c.scheduled_for,
             R.c.attempts,
             R.c.ignore_overlap,
-            S.c.enabled.label("schedule_enabled"),
-            S.c.paused_at,
-            S.c.paused_until,
-            S.c.overlap_policy,
-            W.c.enabled.label("workflow_enabled"),
+            *(
+                [
+                    S.c.enabled.label("schedule_enabled"),
+                    S.c.paused_at,
+                    S.c.paused_until,
+                    S.c.overlap_policy,
+                    W.c.enabled.label("workflow_enabled"),
+                ]
+                if joined
+                else []
+            ),
         )
     )
 
@@ -164,16 +202,17 @@ async def _refusal(
     connection: AsyncConnection, message: RunMessage, run_id: str, now: datetime
 ) -> Refusal:
     statement = select(
-        R.c.status, R.c.next_attempt_at, R.c.workflow_id, R.c.schedule_id
+        R.c.status, R.c.next_attempt_at, R.c.lease_until, R.c.workflow_id, R.c.schedule_id
     ).where(R.c.id == run_id)
     row = (await connection.execute(statement)).first()
     if row is None:
         return Refusal(None)
     if (row.workflow_id, row.schedule_id) != (message.workflow_id, message.schedule_id):
         return Refusal("mismatch")
-    wait = 0.0
-    if row.status == "retrying" and row.next_attempt_at is not None:
-        wait = max(0.0, (row.next_attempt_at - now).total_seconds())
+    # Not yet: a retry not due, or a run another executor holds under a live lease (this copy
+    # comes back when the lease ends, and takes the run over if that executor died).
+    until = {"retrying": row.next_attempt_at, "running": row.lease_until}.get(row.status)
+    wait = max(0.0, (until - now).total_seconds()) if until is not None else 0.0
     return Refusal(row.status, wait)
 
 
