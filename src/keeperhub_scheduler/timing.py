@@ -12,6 +12,7 @@ import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from itertools import islice
 
 from keeperhub_scheduler import cron
@@ -21,6 +22,11 @@ MAX_INTERVAL_SECONDS = 366 * 24 * 3600
 MAX_JITTER_SECONDS = 3600
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 ONE_MICROSECOND = timedelta(microseconds=1)
+# Occurrences are looked up this many at a time and remembered per (timing, instant): thousands of
+# schedules that share an expression and were decided through the same instant (every "* * * * *"
+# at the top of a minute) then cost one cron search between them, not one each.
+OCCURRENCE_CHUNK = 4
+OCCURRENCE_CACHE_SIZE = 16_384
 
 
 def interval_expression(seconds: int) -> str:
@@ -73,6 +79,15 @@ class Timing:
 
     def occurrences_after(self, after: datetime) -> Iterator[datetime]:
         """Occurrences strictly after ``after``, inside the bounds, in increasing order."""
+        while True:
+            chunk = _occurrence_chunk(self, after)
+            yield from chunk
+            if len(chunk) < OCCURRENCE_CHUNK:
+                return  # the schedule has ended
+            after = chunk[-1]
+
+    def search_after(self, after: datetime) -> Iterator[datetime]:
+        """``occurrences_after`` without the cache: the search itself."""
         if self.start_at is not None and after < self.start_at:
             after = self.start_at - ONE_MICROSECOND
         if self.interval_seconds is not None:
@@ -101,16 +116,49 @@ class Timing:
         The dispatcher stores it beside ``next_run_at``; a row whose timing no longer matches its
         key was changed by someone who did not re-plan it, and is re-planned before it may fire.
         """
-        parts = [
-            self.cron_expression,
-            self.timezone,
-            str(self.interval_seconds),
-            _iso(self.anchor_at),
-            str(jitter_seconds),
-            _iso(self.start_at),
-            _iso(self.end_at),
-        ]
-        return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+        return _plan_key(self, jitter_seconds)
+
+
+@lru_cache(maxsize=OCCURRENCE_CACHE_SIZE)
+def _occurrence_chunk(timing: Timing, after: datetime) -> tuple[datetime, ...]:
+    return tuple(islice(timing.search_after(after), OCCURRENCE_CHUNK))
+
+
+@lru_cache(maxsize=4096)
+def _plan_key(timing: Timing, jitter_seconds: int) -> str:
+    parts = [
+        timing.cron_expression,
+        timing.timezone,
+        str(timing.interval_seconds),
+        _iso(timing.anchor_at),
+        str(jitter_seconds),
+        _iso(timing.start_at),
+        _iso(timing.end_at),
+    ]
+    return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
+
+
+@lru_cache(maxsize=4096)
+def cached_timing(
+    cron_expression: str | None,
+    timezone: str,
+    interval_seconds: int | None,
+    anchor_at: datetime | None,
+    start_at: datetime | None,
+    end_at: datetime | None,
+) -> Timing:
+    """``Timing.of``, remembered: the dispatcher reads the same few timings on thousands of rows.
+
+    Invalid input raises every time (exceptions are not cached).
+    """
+    return Timing.of(
+        cron_expression,
+        timezone,
+        interval_seconds=interval_seconds,
+        anchor_at=anchor_at,
+        start_at=start_at,
+        end_at=end_at,
+    )
 
 
 def validate_interval(seconds: int) -> None:

@@ -46,7 +46,8 @@ def test_an_on_time_tick_fires_the_due_occurrence_and_plans_the_next() -> None:
 
 def test_nothing_due_decides_nothing() -> None:
     decision = decide(state(decided_through=T0), T0 + timedelta(seconds=30), GRACE)
-    assert decision.fires == [] and decision.skips == []
+    assert decision.fires == []
+    assert decision.skips == []
     assert decision.decided_through is None
     assert decision.next_run_at == T0 + MINUTE
 
@@ -96,7 +97,9 @@ def test_a_long_outage_is_one_counted_row_not_one_row_per_occurrence() -> None:
     now = T0 + timedelta(days=2, seconds=5)
     decision = decide(state(catchup_window=timedelta(hours=1)), now, GRACE)
     (old, coalesced) = decision.skips
-    assert old.reason == "missed_window" and old.count is not None and old.count > 2000
+    assert old.reason == "missed_window"
+    assert old.count is not None
+    assert old.count > 2000
     assert coalesced.reason == "coalesced"
     assert fired(decision) == ["09:59", "10:00"]
 
@@ -104,9 +107,7 @@ def test_a_long_outage_is_one_counted_row_not_one_row_per_occurrence() -> None:
 def test_an_uncountable_outage_is_one_row_marked_uncounted() -> None:
     every_second = Timing.of("* * * * * *")
     now = T0 + timedelta(days=1)
-    decision = decide(
-        state(timing=every_second, catchup_window=timedelta(minutes=10)), now, GRACE
-    )
+    decision = decide(state(timing=every_second, catchup_window=timedelta(minutes=10)), now, GRACE)
     assert decision.skips[0].reason == "missed_window"
     assert decision.skips[0].count is None
     assert decision.fires[-1].scheduled_for == now

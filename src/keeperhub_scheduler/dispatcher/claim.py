@@ -4,7 +4,9 @@
 number of dispatchers share the work without waiting on each other), asks ``decide`` what each
 one's occurrences since the last decision are, inserts the runs (``ON CONFLICT DO NOTHING`` on
 (schedule_id, scheduled_for): the dedup key) and advances each schedule's ``next_run_at`` and
-``decided_through``. The caller commits; nothing is sent anywhere here (see ``relay``).
+``decided_through``. The caller commits; nothing is sent anywhere here. Given a lease, the new
+pending runs are inserted already leased to this dispatcher and returned, so that the caller can
+send them at once without asking the database for them again (see ``stream``).
 """
 
 from __future__ import annotations
@@ -15,15 +17,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, bindparam, case, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, Skip, decide
+from keeperhub_scheduler.dispatcher.relay import PendingRun
+from keeperhub_scheduler.dispatcher.writes import advance_schedules, insert_runs
 from keeperhub_scheduler.errors import InvalidScheduleError
 from keeperhub_scheduler.ids import new_run_id
-from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.timing import Timing, cached_timing
 
 log = logging.getLogger(__name__)
 
@@ -37,23 +40,41 @@ class ClaimResult:
     fired: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     invalid: int = 0
+    runs: list[PendingRun] = field(default_factory=list)  # inserted under our lease, to send
+
+    def add(self, other: ClaimResult) -> None:
+        self.schedules += other.schedules
+        self.fired += other.fired
+        self.skipped.update(other.skipped)
+        self.invalid += other.invalid
 
 
 def timing_of(row: Any) -> Timing:
     """The row's timing, validated (raises ``InvalidScheduleError`` for what KeeperHub wrote)."""
-    return Timing.of(
+    return cached_timing(
         row.cron_expression,
         row.timezone,
-        interval_seconds=row.interval_seconds,
-        anchor_at=row.anchor_at,
-        start_at=row.start_at,
-        end_at=row.end_at,
+        row.interval_seconds,
+        row.anchor_at,
+        row.start_at,
+        row.end_at,
     )
 
 
 async def claim_batch(
-    connection: AsyncConnection, now: datetime, batch_size: int, grace: timedelta
+    connection: AsyncConnection,
+    now: datetime,
+    batch_size: int,
+    grace: timedelta,
+    lease_until: datetime | None = None,
 ) -> ClaimResult:
+    """Decide up to ``batch_size`` due schedules; with ``lease_until``, return the runs to send.
+
+    Without a lease (SQLite, or while the queue is failing) the runs are left for
+    ``relay.lease_leftovers``.
+    """
+    if connection.dialect.name != "postgresql":
+        lease_until = None  # SQLite cannot say which rows an insert skipped
     rows = await _lock_due(connection, now, batch_size)
     result = ClaimResult(schedules=len(rows))
     run_values: list[dict[str, Any]] = []
@@ -66,21 +87,48 @@ async def claim_batch(
             await _park_invalid(connection, row, error, now)
             continue
         decision = decide(_state(row, timing, now), now, grace)
-        run_values += await _runs_of(connection, row, decision, now)
+        run_values += await _runs_of(connection, row, decision, now, lease_until)
         schedule_values.append(_advance(row, timing, decision))
         result.fired += len(decision.fires)
         for skip in decision.skips:
             result.skipped[skip.reason] += skip.count or 1
-    if run_values:
-        await connection.execute(_insert_runs(connection), run_values)
-    if schedule_values:
-        await connection.execute(_ADVANCE, schedule_values)
+    inserted = await insert_runs(connection, run_values)
+    await advance_schedules(connection, schedule_values)
+    if lease_until is not None:
+        result.runs = [
+            PendingRun(run["id"], run["schedule_id"], run["workflow_id"], run["scheduled_for"])
+            for run in run_values
+            if run["status"] == "pending" and run["id"] in inserted
+        ]
     return result
 
 
-async def _lock_due(connection: AsyncConnection, now: datetime, batch_size: int) -> list[Row[Any]]:
+# Only what deciding needs: a narrow row is cheaper to fetch and convert, batch after batch.
+_DUE_COLUMNS = (
+    S.c.id,
+    S.c.workflow_id,
+    S.c.cron_expression,
+    S.c.timezone,
+    S.c.interval_seconds,
+    S.c.anchor_at,
+    S.c.start_at,
+    S.c.end_at,
+    S.c.jitter_seconds,
+    S.c.misfire_policy,
+    S.c.catchup_window_seconds,
+    S.c.max_catchup_runs,
+    S.c.paused_at,
+    S.c.paused_until,
+    S.c.decided_through,
+    S.c.plan_key,
+    S.c.updated_at,
+    workflows.c.enabled.label("workflow_enabled"),
+)
+
+
+async def _lock_due(connection: AsyncConnection, now: datetime, batch_size: int) -> list[Any]:
     statement = (
-        select(S, workflows.c.enabled.label("workflow_enabled"))
+        select(*_DUE_COLUMNS)
         .join(workflows, workflows.c.id == S.c.workflow_id)
         .where(S.c.enabled, S.c.next_run_at <= now)
         .order_by(S.c.next_run_at)
@@ -92,9 +140,11 @@ async def _lock_due(connection: AsyncConnection, now: datetime, batch_size: int)
 
 def _state(row: Any, timing: Timing, now: datetime) -> ScheduleState:
     cursor = row.decided_through
-    if row.plan_key != timing.plan_key(row.jitter_seconds):
-        # Changed by someone who did not re-plan it (normally the trigger has already set
-        # decided_through to the change instant): only occurrences after the change count.
+    if row.plan_key is not None and row.plan_key != timing.plan_key(row.jitter_seconds):
+        # Timing changed under a stale key by a writer that bypassed the trigger: only
+        # occurrences after the change count. A NULL key needs nothing here: the trigger (or the
+        # migration) that cleared it has set decided_through already, to the change instant for
+        # a new timing, and left it alone when only next_run_at moved, which loses nothing.
         changed = row.updated_at or now
         cursor = max(cursor, changed) if cursor else changed
     return ScheduleState(
@@ -112,10 +162,16 @@ def _state(row: Any, timing: Timing, now: datetime) -> ScheduleState:
 
 
 async def _runs_of(
-    connection: AsyncConnection, row: Any, decision: Decision, now: datetime
+    connection: AsyncConnection,
+    row: Any,
+    decision: Decision,
+    now: datetime,
+    lease_until: datetime | None,
 ) -> list[dict[str, Any]]:
     values = [
-        _run(row, fire.scheduled_for, fire.due_at, now, status="pending") for fire in decision.fires
+        _run(row, fire.scheduled_for, fire.due_at, now, status="pending")
+        | {"relay_lease_until": lease_until}
+        for fire in decision.fires
     ]
     for index, skip in enumerate(decision.skips):
         first_decided = index == 0 and not (
@@ -153,6 +209,7 @@ def _run(
         "skip_reason": None,
         "created_at": now,
         "finished_at": None,
+        "relay_lease_until": None,
     }
 
 
@@ -180,13 +237,6 @@ async def _extend_skip_range(
     return bool((await connection.execute(statement)).rowcount)
 
 
-def _insert_runs(connection: AsyncConnection) -> Any:
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(R).on_conflict_do_nothing(
-        index_elements=[R.c.schedule_id, R.c.scheduled_for]
-    )
-
-
 def _advance(row: Any, timing: Timing, decision: Decision) -> dict[str, Any]:
     last_fired = decision.fires[-1].scheduled_for if decision.fires else None
     return {
@@ -197,24 +247,6 @@ def _advance(row: Any, timing: Timing, decision: Decision) -> dict[str, Any]:
         "b_last_fired": last_fired,
         "b_pause_ended": decision.pause_ended,
     }
-
-
-# One statement for every claimed schedule (executemany): no read-modify-write on any column.
-_ADVANCE = (
-    update(S)
-    .where(S.c.id == bindparam("b_id"))
-    .values(
-        next_run_at=bindparam("b_next_run_at"),
-        decided_through=bindparam("b_decided_through"),
-        plan_key=bindparam("b_plan_key"),
-        last_run_at=func.coalesce(
-            bindparam("b_last_fired", type_=S.c.last_run_at.type), S.c.last_run_at
-        ),
-        paused_at=case((bindparam("b_pause_ended"), None), else_=S.c.paused_at),
-        paused_until=case((bindparam("b_pause_ended"), None), else_=S.c.paused_until),
-        paused_note=case((bindparam("b_pause_ended"), None), else_=S.c.paused_note),
-    )
-)
 
 
 async def _park_invalid(

@@ -20,10 +20,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keeperhub_scheduler import metrics
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.db.tables import workflow_schedules
 from keeperhub_scheduler.dispatcher.claim import ClaimResult, claim_batch
 from keeperhub_scheduler.dispatcher.listen import DueListener
-from keeperhub_scheduler.dispatcher.relay import Relay, RelayResult, sweep_stale_runs
+from keeperhub_scheduler.dispatcher.relay import count_pending, lease_leftovers, sweep_stale_runs
+from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
 from keeperhub_scheduler.health import Heartbeat
 from keeperhub_scheduler.transport.base import Transport
 
@@ -42,7 +43,8 @@ class PassResult:
     relayed: int = 0
     relay_failed: int = 0
     swept: int = 0
-    pending: int = 0
+    pending: int = 0  # the whole outbox, whoever holds the runs' leases
+    left_over: int = 0  # pending, due and unleased: what a pass could have sent but did not
     seconds: float = 0.0
 
     @property
@@ -59,6 +61,7 @@ class PassResult:
             "relay_failed": self.relay_failed,
             "swept": self.swept,
             "pending": self.pending,
+            "left_over": self.left_over,
             "seconds": round(self.seconds, 4),
         }
 
@@ -66,16 +69,12 @@ class PassResult:
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, transport: Transport, settings: Settings) -> None:
         self.engine = engine
+        self.transport = transport
         self.settings = settings
         self.grace = timedelta(seconds=settings.scheduler_misfire_grace_seconds)
+        self.lease = timedelta(seconds=settings.scheduler_relay_lease_seconds)
         key = settings.scheduler_signing_key
-        self.relay = Relay(
-            engine,
-            transport,
-            signing_key=key.get_secret_value().encode() if key else None,
-            batch_size=settings.scheduler_relay_batch_size,
-            lease=timedelta(seconds=settings.scheduler_relay_lease_seconds),
-        )
+        self.signing_key = key.get_secret_value().encode() if key else None
         self.heartbeat = Heartbeat(max_silence=max(30.0, settings.scheduler_max_sleep_seconds * 10))
         self._relay_failures = 0
         self._relay_not_before = 0.0
@@ -83,59 +82,76 @@ class Dispatcher:
 
     # --- one pass -------------------------------------------------------------------------
     async def run_pass(self) -> PassResult:
+        """Claim everything due and send it, and whatever else is pending, as it is claimed."""
         started = time.monotonic()
-        result = PassResult()
-        claiming = asyncio.Event()
-        claiming.set()
-        claim, relayed = await asyncio.gather(
-            self._claim_all(claiming), self._relay_while(claiming)
+        sending = time.monotonic() >= self._relay_not_before
+        stream = RelayStream(
+            self.engine,
+            self.transport,
+            signing_key=self.signing_key,
+            concurrency=self.settings.scheduler_relay_concurrency,
+            buffer=max(2 * self.settings.scheduler_claim_batch_size, 2000),
         )
-        result.schedules, result.fired, result.invalid = (
-            claim.schedules,
-            claim.fired,
-            claim.invalid,
+        claim_done = asyncio.Event()
+        async with stream:
+            claiming = self._claim_all(stream if sending else None, claim_done)
+            if sending:
+                claim, _ = await asyncio.gather(claiming, self._feed_leftovers(stream, claim_done))
+            else:
+                claim = await claiming
+        relayed = stream.result
+        self._note_relay(relayed)
+        result = PassResult(
+            schedules=claim.schedules,
+            fired=claim.fired,
+            skipped=claim.skipped,
+            invalid=claim.invalid,
+            relayed=relayed.sent,
+            relay_failed=relayed.failed,
         )
-        result.skipped = claim.skipped
-        result.relayed, result.relay_failed = relayed.sent, relayed.failed
         result.swept = await self._sweep_if_due()
-        result.pending = await self.pending_count()
+        result.pending, result.left_over = await count_pending(self.engine)
         result.seconds = time.monotonic() - started
         self._record(result, relayed)
         return result
 
-    async def _claim_all(self, claiming: asyncio.Event) -> ClaimResult:
+    async def _claim_all(self, stream: RelayStream | None, done: asyncio.Event) -> ClaimResult:
+        """Claim batches until a short one; hand each batch's runs to ``stream`` once committed."""
+        batch_size = self.settings.scheduler_claim_batch_size
         total = ClaimResult()
         try:
             while True:
+                if stream is not None:
+                    await stream.wait_for_room(batch_size)
+                sending = stream is not None and not stream.failed
                 began = time.monotonic()
                 async with self.engine.begin() as connection:
                     now = await database_now(connection)
-                    batch = await claim_batch(
-                        connection, now, self.settings.scheduler_claim_batch_size, self.grace
-                    )
+                    lease_until = now + self.lease if sending else None
+                    batch = await claim_batch(connection, now, batch_size, self.grace, lease_until)
                 metrics.CLAIM_DURATION.observe(time.monotonic() - began)
-                total.schedules += batch.schedules
-                total.fired += batch.fired
-                total.invalid += batch.invalid
-                total.skipped.update(batch.skipped)
-                if batch.schedules < self.settings.scheduler_claim_batch_size:
+                total.add(batch)
+                if stream is not None and batch.runs:
+                    await stream.put(batch.runs)
+                if batch.schedules < batch_size:
                     return total
         finally:
-            claiming.clear()
+            done.set()
 
-    async def _relay_while(self, claiming: asyncio.Event) -> RelayResult:
-        """Relay while the claim runs (so sending overlaps deciding), then once more after it."""
-        total = RelayResult()
-        while True:
-            still_claiming = claiming.is_set()
-            if time.monotonic() >= self._relay_not_before:
-                result = await self.relay.relay_all()
-                total.add(result)
-                self._note_relay(result)
-            if not still_claiming:
-                return total
-            if not total.sent:
-                await asyncio.sleep(0.01)
+    async def _feed_leftovers(self, stream: RelayStream, claim_done: asyncio.Event) -> None:
+        """Send pending runs nobody holds a lease on: a crashed pass's, failed sends, manual runs.
+
+        Runs alongside the claim, and once more after it (the claim may leave some behind).
+        """
+        limit = self.settings.scheduler_relay_batch_size
+        while not stream.failed:
+            await stream.wait_for_room(limit)
+            runs = await lease_leftovers(self.engine, limit, self.lease)
+            await stream.put(runs)
+            if len(runs) < limit:
+                if claim_done.is_set():
+                    return
+                await claim_done.wait()
 
     def _note_relay(self, result: RelayResult) -> None:
         """Back off after a failed send (queue outage): 0.5 s doubling to 30 s, reset on success."""
@@ -161,11 +177,6 @@ class Dispatcher:
             lease_grace=timedelta(seconds=2 * visibility + 60),
         )
 
-    async def pending_count(self) -> int:
-        async with self.engine.connect() as connection:
-            statement = select(func.count()).where(schedule_runs.c.status == "pending")
-            return int((await connection.execute(statement)).scalar_one())
-
     def _record(self, result: PassResult, relayed: RelayResult) -> None:
         metrics.OCCURRENCES_DECIDED.labels("fired").inc(result.fired)
         for reason, count in result.skipped.items():
@@ -181,11 +192,15 @@ class Dispatcher:
 
     # --- the two modes --------------------------------------------------------------------
     async def run_once(self) -> bool:
-        """One pass for the CronJob: True when everything due was decided and relayed."""
+        """One pass for the CronJob: True when everything due was decided and relayed.
+
+        Runs another dispatcher holds a live lease on are that dispatcher's to send, and do not
+        count against this pass.
+        """
         self._next_sweep = 0.0
         result = await self.run_pass()
         log.info("dispatcher pass", extra=result.log_fields())
-        return result.relay_failed == 0 and result.pending == 0
+        return result.relay_failed == 0 and result.left_over == 0
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         listener = DueListener(self.settings) if not self.settings.is_sqlite else None
@@ -211,9 +226,9 @@ class Dispatcher:
                 await listener.stop()
 
     async def _sleep_seconds(self, result: PassResult) -> float:
-        """Until the earliest next_run_at, capped; at once when runs are still pending."""
+        """Until the earliest next_run_at, capped; at once when sendable runs are left over."""
         cap = self.settings.scheduler_max_sleep_seconds
-        if result.pending and time.monotonic() >= self._relay_not_before:
+        if result.left_over and time.monotonic() >= self._relay_not_before:
             return 0.0
         async with self.engine.connect() as connection:
             now = await database_now(connection)

@@ -1,131 +1,144 @@
-"""The relay: pending runs (the outbox) to the transport, then marked ``enqueued``.
+"""The relay's database side: which pending runs to send, and what became of them.
 
-A run is claimed for sending with a short lease (``relay_lease_until``) in its own transaction, so
-several dispatchers never send the same run at once and no transaction stays open across a network
-call. A crash after the claim's commit and before the send leaves the runs pending: when the lease
-expires, the next pass sends them. A send that fails gives the lease back at once, so the runs go
-out as soon as the queue answers again.
+A run is sent by exactly one dispatcher at a time thanks to a short lease
+(``relay_lease_until``). The claim gives its own new runs that lease as it inserts them and hands
+them straight to the sender (``stream.RelayStream``); everything else that is pending and due
+(runs of a dispatcher that crashed between its commit and its send, runs whose send failed,
+manual and backfill runs) is leased here by ``lease_leftovers``, in its own short transaction, so
+no transaction stays open across a network call. A crash after the claim's commit and before the
+send leaves the runs pending: when the lease expires, the next pass sends them. A send that fails
+gives the lease back at once (``release``), so the runs go out as soon as the queue answers again.
 """
 
 from __future__ import annotations
 
-import asyncio
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs
 from keeperhub_scheduler.messages import RunMessage, encode
-from keeperhub_scheduler.transport.base import OutgoingMessage, Transport
+from keeperhub_scheduler.transport.base import OutgoingMessage
 
 R = schedule_runs
 
 
-@dataclass
-class RelayResult:
-    sent: int = 0
-    failed: int = 0
-    lags: list[float] = field(default_factory=list)  # enqueued - scheduled_for, in seconds
+@dataclass(frozen=True)
+class PendingRun:
+    """A run to send: what its message says."""
 
-    def add(self, other: RelayResult) -> None:
-        self.sent += other.sent
-        self.failed += other.failed
-        self.lags += other.lags
+    id: str
+    schedule_id: str
+    workflow_id: str
+    scheduled_for: datetime
 
 
-class Relay:
-    def __init__(
-        self,
-        engine: AsyncEngine,
-        transport: Transport,
-        *,
-        signing_key: bytes | None,
-        batch_size: int = 500,
-        lease: timedelta = timedelta(seconds=30),
-        workers: int = 4,
-    ) -> None:
-        self.engine = engine
-        self.transport = transport
-        self.signing_key = signing_key
-        self.batch_size = batch_size
-        self.lease = lease
-        self.workers = workers
+def message_of(run: PendingRun, signing_key: bytes | None) -> OutgoingMessage:
+    body, attributes = encode(
+        RunMessage(run.workflow_id, run.schedule_id, run.scheduled_for, run.id), signing_key
+    )
+    return OutgoingMessage(run.id, body, attributes)
 
-    async def relay_all(self) -> RelayResult:
-        """Send every claimable pending run, with ``workers`` batches in flight at once."""
-        results = await asyncio.gather(*(self._worker() for _ in range(self.workers)))
-        total = RelayResult()
-        for result in results:
-            total.add(result)
-        return total
 
-    async def _worker(self) -> RelayResult:
-        total = RelayResult()
-        while True:
-            result = await self.relay_batch()
-            total.add(result)
-            # A short batch means the outbox is empty; a failure means wait for the backoff.
-            if result.failed or result.sent < self.batch_size:
-                return total
-
-    async def relay_batch(self) -> RelayResult:
-        rows = await self._claim()
-        if not rows:
-            return RelayResult()
-        messages = [self._message(row) for row in rows]
-        sent = await self.transport.send(messages)
-        failed = [row.id for row in rows if row.id not in sent]
-        enqueued_at = await self._mark(sent, failed)
-        lags = [(enqueued_at - row.scheduled_for).total_seconds() for row in rows if row.id in sent]
-        return RelayResult(sent=len(sent), failed=len(failed), lags=lags)
-
-    async def _claim(self) -> list[Any]:
-        async with self.engine.begin() as connection:
-            now = await database_now(connection)
-            claimable = (
-                select(R.c.id)
-                .where(
-                    R.c.status == "pending",
-                    or_(R.c.relay_lease_until.is_(None), R.c.relay_lease_until < now),
-                )
-                .order_by(R.c.due_at)
-                .limit(self.batch_size)
-                .with_for_update(skip_locked=True)
+async def lease_leftovers(engine: AsyncEngine, limit: int, lease: timedelta) -> list[PendingRun]:
+    """Lease up to ``limit`` pending, due runs that nobody holds a live lease on."""
+    async with engine.begin() as connection:
+        now = await database_now(connection)
+        claimable = (
+            select(R.c.id)
+            .where(
+                R.c.status == "pending",
+                R.c.due_at <= now,
+                or_(R.c.relay_lease_until.is_(None), R.c.relay_lease_until < now),
             )
-            statement = (
-                update(R)
-                .where(R.c.id.in_(claimable.scalar_subquery()))
-                .values(relay_lease_until=now + self.lease)
-                .returning(R.c.id, R.c.schedule_id, R.c.workflow_id, R.c.scheduled_for)
-            )
-            return list((await connection.execute(statement)).all())
-
-    def _message(self, row: Any) -> OutgoingMessage:
-        body, attributes = encode(
-            RunMessage(row.workflow_id, row.schedule_id, row.scheduled_for, row.id),
-            self.signing_key,
+            .order_by(R.c.due_at)
+            .limit(limit)
+            .with_for_update(skip_locked=True)
         )
-        return OutgoingMessage(row.id, body, attributes)
+        statement = (
+            update(R)
+            .where(R.c.id.in_(claimable.scalar_subquery()))
+            .values(relay_lease_until=now + lease)
+            .returning(R.c.id, R.c.schedule_id, R.c.workflow_id, R.c.scheduled_for)
+        )
+        rows = (await connection.execute(statement)).all()
+    return [PendingRun(row.id, row.schedule_id, row.workflow_id, row.scheduled_for) for row in rows]
 
-    async def _mark(self, sent: set[str], failed: list[str]) -> datetime:
-        async with self.engine.begin() as connection:
-            now = await database_now(connection)
-            if sent:
-                # Only still-pending ones: a fast executor may already have claimed the run.
-                await connection.execute(
-                    update(R)
-                    .where(R.c.id.in_(sent), R.c.status == "pending")
-                    .values(status="enqueued", enqueued_at=now, relay_lease_until=None)
-                )
-            if failed:
-                await connection.execute(
-                    update(R).where(R.c.id.in_(failed)).values(relay_lease_until=None)
-                )
-            return now
+
+# PostgreSQL: the ids travel as one binary array (%b), not one bind parameter each.
+_PG_MARK_ENQUEUED = """
+UPDATE schedule_runs SET status = 'enqueued', enqueued_at = now(), relay_lease_until = NULL
+WHERE id = ANY(%(ids)b) AND status = 'pending'
+RETURNING scheduled_for, enqueued_at
+"""
+_PG_RELEASE = """
+UPDATE schedule_runs SET relay_lease_until = NULL
+WHERE id = ANY(%(ids)b) AND status = 'pending'
+"""
+
+
+async def mark_enqueued(engine: AsyncEngine, run_ids: Sequence[str]) -> list[float]:
+    """Record the runs as handed to the transport; return each one's lag in seconds.
+
+    Only still-pending ones change: a fast executor may already have claimed the run.
+    """
+    if not run_ids:
+        return []
+    async with engine.begin() as connection:
+        result: Any
+        if connection.dialect.name == "postgresql":
+            result = await connection.exec_driver_sql(_PG_MARK_ENQUEUED, {"ids": list(run_ids)})
+        else:
+            result = await _portable_mark(connection, run_ids)
+        rows: Sequence[Any] = result.all()
+    return [(_utc(row[1]) - _utc(row[0])).total_seconds() for row in rows]
+
+
+async def _portable_mark(connection: AsyncConnection, run_ids: Sequence[str]) -> Any:
+    now = await database_now(connection)
+    return await connection.execute(
+        update(R)
+        .where(R.c.id.in_(run_ids), R.c.status == "pending")
+        .values(status="enqueued", enqueued_at=now, relay_lease_until=None)
+        .returning(R.c.scheduled_for, R.c.enqueued_at)
+    )
+
+
+async def release(engine: AsyncEngine, run_ids: Sequence[str]) -> None:
+    """Give the runs' leases back: they were not sent, and any pass may send them now."""
+    if not run_ids:
+        return
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.exec_driver_sql(_PG_RELEASE, {"ids": list(run_ids)})
+        else:
+            await connection.execute(
+                update(R)
+                .where(R.c.id.in_(run_ids), R.c.status == "pending")
+                .values(relay_lease_until=None)
+            )
+
+
+async def count_pending(engine: AsyncEngine) -> tuple[int, int]:
+    """(all pending runs, those no live lease covers): the outbox, and what is left of it."""
+    async with engine.connect() as connection:
+        now = await database_now(connection)
+        unleased = or_(R.c.relay_lease_until.is_(None), R.c.relay_lease_until < now)
+        statement = select(func.count(), func.count().filter(unleased & (R.c.due_at <= now))).where(
+            R.c.status == "pending"
+        )
+        total, claimable = (await connection.execute(statement)).one()
+    return int(total), int(claimable)
+
+
+def _utc(value: datetime) -> datetime:
+    # Raw PostgreSQL rows come in the session's zone, SQLite's naive; both mean UTC instants.
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 async def sweep_stale_runs(

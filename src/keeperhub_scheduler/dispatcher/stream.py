@@ -1,0 +1,182 @@
+"""The sender: leased runs in, ``SendMessageBatch`` calls out, always ``concurrency`` in flight.
+
+The claim and the leftover feed ``put`` leased runs as they get them; ``concurrency`` sender tasks
+each take up to ten and send them in one call, so the queue sees a steady stream of full batches
+instead of bursts that wait for their slowest call. Sent runs are marked ``enqueued`` in groups
+(one UPDATE per few hundred) by a marker task.
+
+The buffer is bounded: a producer waits for room before it leases more, so a run never waits long
+enough in memory for its lease to lapse (another dispatcher would then send it too). When a send
+fails the stream stops sending: every run it still holds, or is given later, has its lease given
+back at once (one UPDATE), stays pending, and is sent by a later pass once the queue answers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from types import TracebackType
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler.dispatcher.relay import PendingRun, mark_enqueued, message_of, release
+from keeperhub_scheduler.transport.base import Transport
+from keeperhub_scheduler.transport.sqs import BATCH_LIMIT
+
+log = logging.getLogger("keeperhub_scheduler.dispatcher")
+
+MARK_EVERY_SECONDS = 0.02  # how long a sent run may wait to be marked, at most
+MARK_GROUP = 500
+
+
+@dataclass
+class RelayResult:
+    sent: int = 0
+    failed: int = 0
+    lags: list[float] = field(default_factory=list)  # enqueued - scheduled_for, in seconds
+
+
+class RelayStream:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        transport: Transport,
+        *,
+        signing_key: bytes | None,
+        concurrency: int = 16,
+        buffer: int = 2000,
+    ) -> None:
+        self.engine = engine
+        self.transport = transport
+        self.signing_key = signing_key
+        self.concurrency = concurrency
+        self.buffer = max(buffer, BATCH_LIMIT * concurrency)
+        self.result = RelayResult()
+        self.failed = False
+        self._runs: asyncio.Queue[PendingRun | None] = asyncio.Queue()
+        self._room = asyncio.Condition()
+        self._to_mark: list[str] = []
+        self._marked = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._marker: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # --- producers ----------------------------------------------------------------------------
+    async def wait_for_room(self, count: int) -> None:
+        """Wait until ``count`` more runs fit in the buffer (before leasing them)."""
+        async with self._room:
+            await self._room.wait_for(
+                lambda: self.failed or self._runs.qsize() + count <= self.buffer
+            )
+
+    async def put(self, runs: Sequence[PendingRun]) -> None:
+        """Send these leased runs (or give their leases back if the stream has failed)."""
+        if self.failed:
+            await self._give_back(runs)
+            return
+        for run in runs:
+            self._runs.put_nowait(run)
+
+    # --- lifecycle ----------------------------------------------------------------------------
+    async def __aenter__(self) -> RelayStream:
+        self._tasks = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
+        self._marker = asyncio.create_task(self._mark_loop())
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        """Send everything still buffered, mark it, and stop."""
+        for _ in self._tasks:
+            self._runs.put_nowait(None)
+        try:
+            await asyncio.gather(*self._tasks)
+        finally:
+            self._closing = True
+            self._marked.set()
+            if self._marker:
+                await self._marker
+
+    # --- senders and marker -------------------------------------------------------------------
+    async def _sender(self) -> None:
+        while True:
+            batch, done = await self._take()
+            if batch:
+                await self._send(batch)
+            if done:
+                return
+
+    async def _take(self) -> tuple[list[PendingRun], bool]:
+        """Up to ten runs: the first waited for, the rest only if already buffered."""
+        batch: list[PendingRun] = []
+        first = await self._runs.get()
+        if first is None:
+            return batch, True
+        batch.append(first)
+        while len(batch) < BATCH_LIMIT and not self._runs.empty():
+            run = self._runs.get_nowait()
+            if run is None:
+                return batch, True
+            batch.append(run)
+        async with self._room:
+            self._room.notify_all()
+        return batch, False
+
+    async def _send(self, batch: list[PendingRun]) -> None:
+        if self.failed:
+            await self._give_back(batch)
+            return
+        messages = [message_of(run, self.signing_key) for run in batch]
+        accepted = await self.transport.send(messages)
+        refused = [run for run in batch if run.id not in accepted]
+        self._to_mark += [run.id for run in batch if run.id in accepted]
+        if len(self._to_mark) >= MARK_GROUP:
+            self._marked.set()
+        if refused:
+            self._fail()
+            await self._give_back(refused)
+
+    def _fail(self) -> None:
+        if not self.failed:
+            self.failed = True
+            log.warning("the queue refused a batch; this pass stops sending")
+
+    async def _give_back(self, runs: Sequence[PendingRun]) -> None:
+        self.result.failed += len(runs)
+        try:
+            await release(self.engine, [run.id for run in runs])
+        except Exception:
+            # The leases then lapse by themselves; the runs are sent a little later.
+            log.exception("could not give leases back")
+        async with self._room:
+            self._room.notify_all()
+
+    async def _mark_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._marked.wait(), MARK_EVERY_SECONDS)
+            self._marked.clear()
+            await self._flush()
+            if self._closing:
+                await self._flush()
+                return
+
+    async def _flush(self) -> None:
+        ids, self._to_mark = self._to_mark, []
+        if not ids:
+            return
+        try:
+            lags = await mark_enqueued(self.engine, ids)
+        except Exception:
+            # Sent but not marked: they stay pending and are sent again after the lease (the
+            # executor drops the duplicate delivery). Nothing is lost.
+            log.exception("could not mark sent runs enqueued")
+            return
+        self.result.sent += len(ids)
+        self.result.lags += lags
