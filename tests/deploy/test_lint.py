@@ -27,6 +27,7 @@ from tests.deploy.support import (
     manifest_sets,
     render,
     tool_run,
+    uv,
     venv_tool,
 )
 
@@ -252,3 +253,61 @@ def test_healthcheck_script_passes_only_when_healthz_answers_200():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_the_image_install_works_from_the_build_context_alone(tmp_path):
+    """What the build stage does, without Docker: copy only what .dockerignore lets through, then
+    `uv sync --frozen --no-dev --no-editable` into a fresh venv. The CLI must run from that venv,
+    from another directory, without the sources and without dev dependencies."""
+    import os
+    import shutil
+
+    context = tmp_path / "context"
+    context.mkdir()
+    for line in (ROOT / ".dockerignore").read_text().splitlines():
+        if line.startswith("!"):
+            source = ROOT / line[1:].rstrip("/")
+            target = context / line[1:].rstrip("/")
+            target.parent.mkdir(parents=True, exist_ok=True)
+            if source.is_dir():
+                shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(source, target)
+    venv = tmp_path / "venv"
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("VIRTUAL_ENV", "UV_"))},
+        "UV_PROJECT_ENVIRONMENT": str(venv),
+    }
+    sync = subprocess.run(
+        [uv(), "sync", "--frozen", "--no-dev", "--no-editable", "--quiet"],
+        cwd=context,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert sync.returncode == 0, f"uv sync --frozen --no-dev failed:\n{sync.stderr}"
+    shutil.rmtree(context)  # the image has no sources either
+    run_env = {"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": "/tmp"}
+    run_env["PYTHONDONTWRITEBYTECODE"] = "1"
+    cli = subprocess.run(
+        [str(venv / "bin" / "keeperhub-scheduler"), "--help"],
+        cwd=tmp_path,
+        env=run_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert cli.returncode == 0, cli.stderr
+    for command in ("migrate", "dispatcher", "executor", "queue"):
+        assert command in cli.stdout
+    dev_only = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "import pytest"],
+        env=run_env,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert dev_only.returncode != 0, "dev dependencies must not be in the image"

@@ -158,7 +158,8 @@ def test_executor_deployment_probes_resources_and_drain():
     assert container["args"] == ["executor"]
     ports = {port["name"]: port["containerPort"] for port in container["ports"]}
     config = find(local(), "ConfigMap", "scheduler-env")["data"]
-    health_port = int(config.get("SCHEDULER_HEALTH_PORT", Settings().scheduler_health_port))
+    default_port = Settings.model_fields["scheduler_health_port"].default
+    health_port = int(config.get("SCHEDULER_HEALTH_PORT", default_port))
     assert ports == {"health": health_port} == {"health": 8080}
     for probe, path in (("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")):
         check = container[probe]["httpGet"]
@@ -168,10 +169,11 @@ def test_executor_deployment_probes_resources_and_drain():
     assert set(resources["requests"]) == {"cpu", "memory"}
     assert set(resources["limits"]) == {"cpu", "memory"}
     # SIGTERM: finish the current long poll, then drain; Kubernetes must not kill it before.
-    defaults = Settings()
-    wait = config.get("SCHEDULER_RECEIVE_WAIT_SECONDS", defaults.scheduler_receive_wait_seconds)
-    long_poll = int(wait)
-    drain = float(config.get("SCHEDULER_DRAIN_SECONDS", defaults.scheduler_drain_seconds))
+    defaults = {name.upper(): field.default for name, field in Settings.model_fields.items()}
+    long_poll = int(
+        config.get("SCHEDULER_RECEIVE_WAIT_SECONDS", defaults["SCHEDULER_RECEIVE_WAIT_SECONDS"])
+    )
+    drain = float(config.get("SCHEDULER_DRAIN_SECONDS", defaults["SCHEDULER_DRAIN_SECONDS"]))
     assert (long_poll, drain) == (20, 25)
     assert spec["terminationGracePeriodSeconds"] > long_poll + drain + 5
 
