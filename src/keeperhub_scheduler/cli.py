@@ -17,7 +17,7 @@ import typer
 from pydantic import SecretStr
 
 from keeperhub_scheduler import logs
-from keeperhub_scheduler.config import ConfigError, Settings, load_settings
+from keeperhub_scheduler.config import DEFAULT_SQLITE_URL, ConfigError, Settings, load_settings
 from keeperhub_scheduler.errors import InvalidScheduleError, SchedulerError
 
 app = typer.Typer(
@@ -122,6 +122,34 @@ def preview(
         note = cron.dst_note(expression, timezone, fire)
         local = fire.astimezone(zone).isoformat()
         typer.echo(f"  {fire.isoformat()}  {local}" + (f"  ({note})" if note else ""))
+
+
+@app.command()
+def dev(
+    demo: Annotated[
+        bool,
+        typer.Option(
+            "--demo", help="Also run a KeeperHub stand-in and a sample 5-second schedule."
+        ),
+    ] = False,
+    standin_port: Annotated[int, typer.Option(help="Port of the demo's stand-in.")] = 3000,
+) -> None:
+    """Run dispatcher, executor and API in one process on SQLite (no SQS): the embedded mode."""
+    import os
+
+    from rich.console import Console
+
+    from keeperhub_scheduler.dev import DevOptions, run_dev
+
+    # The embedded mode needs nothing configured: a SQLite file here, no queue, text logs (quiet
+    # in the demo, where the live table is the show).
+    database = os.environ.get("DATABASE_URL") or DEFAULT_SQLITE_URL
+    level = os.environ.get("SCHEDULER_LOG_LEVEL") or ("WARNING" if demo else "INFO")
+    fmt = os.environ.get("SCHEDULER_LOG_FORMAT") or "text"
+    settings = settings_and_logging(level=level, fmt=fmt, database_url=database, sqs_queue_url=None)
+    console = Console()
+    options = DevOptions(demo=demo, standin_port=standin_port)
+    raise typer.Exit(asyncio.run(run_dev(settings, options, console)))
 
 
 @app.command()
