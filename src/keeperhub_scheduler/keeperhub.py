@@ -78,7 +78,10 @@ class KeeperHubClient:
         return f"{self.base_url}/api/workflow/{quote(workflow_id, safe='')}/execute"
 
     async def execute(self, request: ExecuteRequest) -> CallResult:
-        url = self.url_for(request.workflow_id)
+        try:
+            url = self.url_for(request.workflow_id)
+        except ValueError as error:
+            return CallResult("failed", None, str(error), None, 0.0)  # never sent anywhere
         headers = {"Content-Type": "application/json", "Idempotency-Key": request.run_id}
         if self._service_key:
             headers["X-Service-Key"] = self._service_key
