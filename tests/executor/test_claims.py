@@ -28,6 +28,7 @@ from tests.executor.world import (
     send_run,
     set_run,
     wait_for_runs,
+    wait_until,
     wait_until_settled,
 )
 from tests.support.sqs import queue_counts
@@ -80,7 +81,34 @@ async def test_copies_of_one_run_delivered_at_once_execute_it_once(
     assert (await schedule_row(engine, schedule.id))["run_count"] == "20"
 
 
-async def test_a_run_running_under_a_live_lease_elsewhere_is_not_touched(
+async def test_a_copy_of_a_run_held_under_a_live_lease_waits_for_the_lease_to_end(
+    database_url: str,
+    engine: AsyncEngine,
+    queue: QueueEndpoint,
+    transport: SqsTransport,
+    standin: StandIn,
+) -> None:
+    """Another executor holds the run: the copy neither runs it nor is deleted (it may be the
+    run's only message); it stays invisible until the lease ends, then is looked at again."""
+    schedule = await add_schedule(engine)
+    [run_id] = await add_runs(engine, schedule, status="enqueued")
+    lease_until = datetime.now(UTC) + HOUR
+    await set_run(engine, run_id, status="running", attempts=1, lease_until=lease_until)
+    await send_run(transport, engine, run_id)
+
+    async with running_executor(database_url, queue, standin.url) as executor:
+
+        async def held_back() -> bool:
+            return executor.busy == 0 and await queue_counts(queue) == (0, 1)
+
+        await wait_until(held_back, what="the copy to be held back")
+
+    assert standin.state.calls == []
+    run = await run_row(engine, run_id)
+    assert (run["status"], run["attempts"], run["lease_until"]) == ("running", 1, lease_until)
+
+
+async def test_a_copy_held_back_takes_the_run_over_when_its_holder_dies(
     database_url: str,
     engine: AsyncEngine,
     queue: QueueEndpoint,
@@ -89,16 +117,17 @@ async def test_a_run_running_under_a_live_lease_elsewhere_is_not_touched(
 ) -> None:
     schedule = await add_schedule(engine)
     [run_id] = await add_runs(engine, schedule, status="enqueued")
-    lease_until = datetime.now(UTC) + HOUR
+    # A holder that will never renew its lease (it died two seconds into its call).
+    lease_until = datetime.now(UTC) + timedelta(seconds=2)
     await set_run(engine, run_id, status="running", attempts=1, lease_until=lease_until)
     await send_run(transport, engine, run_id)
 
-    async with running_executor(database_url, queue, standin.url) as executor:
-        await wait_until_settled(executor, queue)
+    async with running_executor(database_url, queue, standin.url):
+        runs = await wait_for_runs(engine, [run_id])
 
-    assert standin.state.calls == []
-    run = await run_row(engine, run_id)
-    assert (run["status"], run["attempts"], run["lease_until"]) == ("running", 1, lease_until)
+    assert (runs[run_id]["status"], runs[run_id]["attempts"]) == ("succeeded", 2)
+    [call] = standin.state.calls
+    assert call["receivedAt"] >= lease_until.timestamp()
 
 
 async def test_a_run_whose_lease_lapsed_is_taken_over_as_the_next_attempt(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import random
 from collections.abc import Awaitable
 from dataclasses import dataclass
@@ -39,18 +40,26 @@ class ExecutionPolicy:
     visibility_timeout: int = 30
 
     @property
+    def heartbeat_seconds(self) -> float:
+        """How often a call in flight extends its message's visibility and its run's lease."""
+        return max(1.0, self.visibility_timeout / 3)
+
+    @property
     def lease(self) -> timedelta:
-        # Shorter than the visibility timeout: when an executor dies, its run's lease has lapsed
-        # by the time the message reappears, so the next delivery can take the run over.
-        return timedelta(seconds=max(1, self.visibility_timeout - 5))
+        # Shorter than the visibility timeout, so when an executor dies its run's lease has
+        # lapsed by the time the message reappears and the next delivery can take it over; and
+        # longer than two heartbeats, so a live executor's lease never lapses between them.
+        margin = min(5.0, self.visibility_timeout / 3)
+        return timedelta(seconds=self.visibility_timeout - margin)
 
     def backoff(self, attempt: int, retry_after: float | None) -> int:
-        """Exponential with equal jitter, at least ``Retry-After``; whole seconds for SQS."""
+        """Exponential with equal jitter, at least ``Retry-After``; whole seconds for SQS
+        (rounded up, so the wait is never shorter than KeeperHub asked for)."""
         ceiling = min(self.retry_max, self.retry_base * 2.0 ** (attempt - 1))
         delay = ceiling / 2 + random.uniform(0, ceiling / 2)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        return max(1, min(MAX_DELAY_SECONDS, round(delay)))
+        return max(1, min(MAX_DELAY_SECONDS, math.ceil(delay)))
 
 
 class DeliveryHandler:
@@ -104,13 +113,15 @@ class DeliveryHandler:
             reason = "message does not match its run (workflowId or scheduleId)"
             await self._dead_letter(delivery, reason, "mismatch")
             return
-        if refusal.status == "retrying" and refusal.wait_seconds > 0:
-            # The retry's own message, back early (or a copy): keep it until the attempt is due.
-            await self._settle(
-                self.transport.retry_later(delivery, round(refusal.wait_seconds) + 1)
-            )
+        if refusal.status in ("retrying", "running"):
+            # A retry's message back before its attempt is due, or a copy of a run another
+            # executor holds: look again when that time is up. If the holder died meanwhile, its
+            # lease has lapsed and this copy takes the run over; if it finished, the copy is
+            # dropped then. (Deleting the copy now could lose the run's only message.)
+            delay = min(MAX_DELAY_SECONDS, math.ceil(refusal.wait_seconds) + 1)
+            await self._settle(self.transport.retry_later(delivery, delay))
             return
-        # Finished, running under a live lease elsewhere, or gone: a duplicate delivery.
+        # Finished (or deleted): a duplicate delivery.
         metrics.DUPLICATES_DROPPED.inc()
         log.info("duplicate delivery dropped", extra={"run_id": run_id, "status": refusal.status})
         await self._settle(self.transport.delete(delivery))
@@ -189,12 +200,19 @@ class DeliveryHandler:
     async def _keep_alive(self, delivery: Delivery, run: ClaimedRun) -> None:
         """While the call runs, keep the message invisible and the lease live: a slow call is
         never handed to a second executor."""
-        interval = max(1.0, self.policy.visibility_timeout / 3)
         while True:
-            await asyncio.sleep(interval)
-            with contextlib.suppress(TransportError):
+            await asyncio.sleep(self.policy.heartbeat_seconds)
+            try:
                 await self.transport.extend(delivery, self.policy.visibility_timeout)
-            await runs.extend_lease(self.engine, run, self.policy.lease)
+                if not await runs.extend_lease(self.engine, run, self.policy.lease):
+                    log.warning("run was taken over during its call", extra={"run_id": run.id})
+                    return
+            except Exception as error:
+                # A blip must not cost the call's answer: keep calling, try again next beat.
+                log.warning(
+                    "could not extend the visibility or the lease",
+                    extra={"run_id": run.id, "error": f"{type(error).__name__}: {error}"},
+                )
 
     async def _dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
         metrics.DEAD_LETTERED.labels(kind).inc()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection
 
 from keeperhub_scheduler.executor.handle import DeliveryHandler
 from keeperhub_scheduler.health import Heartbeat
@@ -75,20 +76,25 @@ class Executor:
         return len(self._tasks)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Run until ``stop`` is set, then drain; returns when everything started has settled."""
+        """Run until ``stop`` is set, then drain; returns when everything started has settled.
+
+        The drain has one deadline, ``drain_seconds`` from the stop: the receive loops finish
+        their long poll (handing back, visible at once, whatever it brought) while the calls in
+        flight finish and are recorded. Whatever is still running at the deadline is cancelled:
+        its message reappears after its visibility timeout and the run's lapsed lease lets the
+        next executor take it over, so nothing is lost.
+        """
         receivers = [asyncio.create_task(self._receive_loop(stop)) for _ in range(self.receivers)]
         await stop.wait()
         log.info("draining", extra={"in_flight": len(self._tasks)})
-        await asyncio.gather(*receivers)
-        if self._tasks:
-            _done, pending = await asyncio.wait(self._tasks, timeout=self.drain_seconds)
-            for task in pending:
-                # Past the grace period: the message reappears after its visibility timeout and
-                # the run's lapsed lease lets the next executor take it over. Nothing is lost.
-                task.cancel()
-            if pending:
-                log.warning("drain timed out; calls cancelled", extra={"cancelled": len(pending)})
-                await asyncio.gather(*pending, return_exceptions=True)
+        deadline = asyncio.get_running_loop().time() + self.drain_seconds
+        late_receivers = await _finish_by(receivers, deadline)
+        late_calls = await _finish_by(set(self._tasks), deadline)
+        if late_receivers or late_calls:
+            log.warning(
+                "drain timed out; cancelled",
+                extra={"receives": late_receivers, "deliveries": late_calls},
+            )
         log.info("drained")
 
     async def _receive_loop(self, stop: asyncio.Event) -> None:
@@ -101,6 +107,7 @@ class Executor:
                 deliveries = await self.transport.receive(reserved, self.wait_seconds)
             except TransportError as error:
                 await self.slots.release(reserved)
+                self.heartbeat.beat()  # the loop turns; the queue is down, not the loop
                 failures += 1
                 delay = min(30.0, 0.5 * 2**failures)
                 log.warning(
@@ -138,6 +145,19 @@ class Executor:
             with contextlib.suppress(TransportError):
                 await self.transport.release(delivery)
             await self.slots.release(1)
+
+
+async def _finish_by(tasks: Collection[asyncio.Task[None]], deadline: float) -> int:
+    """Wait for ``tasks`` until the loop's clock reaches ``deadline``, then cancel the rest;
+    return how many had to be cancelled."""
+    if not tasks:
+        return 0
+    timeout = max(0.0, deadline - asyncio.get_running_loop().time())
+    _done, pending = await asyncio.wait(tasks, timeout=timeout)
+    for task in pending:
+        task.cancel()
+    await asyncio.gather(*pending, return_exceptions=True)
+    return len(pending)
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
