@@ -12,9 +12,11 @@ import logging
 from typing import Any
 
 from fastapi import FastAPI, Request, status
+from fastapi.exception_handlers import http_exception_handler
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
+from starlette.exceptions import HTTPException
 
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
 from keeperhub_scheduler.management.models import (
@@ -47,6 +49,7 @@ def responses(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 def install(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _request_invalid)  # type: ignore[arg-type]
+    app.add_exception_handler(HTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(InvalidScheduleError, _schedule_invalid)  # type: ignore[arg-type]
     app.add_exception_handler(NotFoundError, _not_found)  # type: ignore[arg-type]
     app.add_exception_handler(ConflictError, _conflict)  # type: ignore[arg-type]
@@ -66,6 +69,14 @@ async def _request_invalid(_: Request, error: RequestValidationError) -> JSONRes
         for e in error.errors()
     ]
     return _invalid(entries)
+
+
+async def _http_error(request: Request, error: HTTPException) -> Response:
+    # FastAPI answers 400 for a body it cannot decode (not UTF-8); to a client that is invalid
+    # input like any other, so it gets the one 422 shape. Nothing of ours raises a 400.
+    if error.status_code == 400:
+        return _invalid([("body", "the body is not valid JSON")])
+    return await http_exception_handler(request, error)
 
 
 async def _schedule_invalid(_: Request, error: InvalidScheduleError) -> JSONResponse:

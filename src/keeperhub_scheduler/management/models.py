@@ -12,7 +12,14 @@ import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+)
 
 from keeperhub_scheduler.timing import MAX_INTERVAL_SECONDS, MAX_JITTER_SECONDS
 
@@ -45,6 +52,15 @@ def _plain_text(value: str) -> str:
     return value
 
 
+def _iso_only(value: Any) -> Any:
+    # Pydantic would read a number (or a numeric string) as a Unix timestamp: a typo such as
+    # ``until=2026`` must be an error, not the first seconds of 1970.
+    numeric = isinstance(value, str) and re.fullmatch(r"\s*[-+]?[\d.]+([eE][-+]?\d+)?\s*", value)
+    if isinstance(value, int | float) or numeric:
+        raise ValueError("must be an ISO 8601 date and time, e.g. 2026-03-29T09:00:00+02:00")
+    return value
+
+
 def _in_range(value: datetime) -> datetime:
     if not EARLIEST <= value < LATEST:
         raise ValueError("must be between 1970-01-01 and 9000-01-01")
@@ -55,6 +71,7 @@ PlainText = Annotated[str, AfterValidator(_plain_text)]
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, examples=["wf_nightly_report"])]
 Instant = Annotated[
     AwareDatetime,
+    BeforeValidator(_iso_only),
     AfterValidator(_in_range),
     Field(description="ISO 8601 with a UTC offset, e.g. 2026-03-29T09:00:00+02:00"),
 ]
@@ -66,14 +83,17 @@ CronText = Annotated[
 ZoneName = Annotated[
     PlainText, Field(max_length=64, description="IANA time zone", examples=["Europe/Berlin"])
 ]
-IntervalSeconds = Annotated[int, Field(ge=1, le=MAX_INTERVAL_SECONDS)]
-CatchupWindow = Annotated[int, Field(ge=0, le=MAX_CATCHUP_WINDOW_SECONDS)]
-CatchupRuns = Annotated[int, Field(ge=1, le=MAX_CATCHUP_RUNS)]
-JitterSeconds = Annotated[int, Field(ge=0, le=MAX_JITTER_SECONDS)]
+# Body numbers and flags are strict: ``"enabled": 0`` or ``"jitter_seconds": "30"`` is a mistake
+# to report, not to guess at. (Query parameters are text, and are converted as usual.)
+Flag = Annotated[bool, Field(strict=True)]
+IntervalSeconds = Annotated[int, Field(strict=True, ge=1, le=MAX_INTERVAL_SECONDS)]
+CatchupWindow = Annotated[int, Field(strict=True, ge=0, le=MAX_CATCHUP_WINDOW_SECONDS)]
+CatchupRuns = Annotated[int, Field(strict=True, ge=1, le=MAX_CATCHUP_RUNS)]
+JitterSeconds = Annotated[int, Field(strict=True, ge=0, le=MAX_JITTER_SECONDS)]
 
 
 class Input(BaseModel):
-    """A request body: unknown fields are an error (a typo must not be silently ignored)."""
+    """A request's body or query: unknown fields are an error (a typo must not be ignored)."""
 
     model_config = ConfigDict(extra="forbid")
 
@@ -85,7 +105,7 @@ class ScheduleCreate(Input):
     interval_seconds: IntervalSeconds | None = Field(None, description="Every N seconds")
     anchor_at: Instant | None = Field(None, description="Interval start (default: the epoch)")
     timezone: ZoneName = "UTC"
-    enabled: bool = True
+    enabled: Flag = True
     misfire_policy: MisfirePolicy = "fire_once"
     catchup_window_seconds: CatchupWindow = 86_400
     max_catchup_runs: CatchupRuns = 100
@@ -103,7 +123,7 @@ class ScheduleUpdate(Input):
     interval_seconds: IntervalSeconds | None = None
     anchor_at: Instant | None = None
     timezone: ZoneName | None = None
-    enabled: bool | None = None
+    enabled: Flag | None = None
     misfire_policy: MisfirePolicy | None = None
     catchup_window_seconds: CatchupWindow | None = None
     max_catchup_runs: CatchupRuns | None = None
@@ -120,14 +140,14 @@ class PauseRequest(Input):
 
 class TriggerRequest(Input):
     reason: Note | None = Field(None, description="Recorded as the run's note")
-    ignore_overlap: bool = Field(False, description="Run even if the overlap policy says skip")
+    ignore_overlap: Flag = Field(False, description="Run even if the overlap policy says skip")
 
 
 class BackfillRequest(Input):
     start: Instant = Field(description="First occurrence considered (inclusive)")
     end: Instant = Field(description="Last occurrence considered (inclusive), not in the future")
     reason: Note | None = None
-    ignore_overlap: bool = False
+    ignore_overlap: Flag = False
 
 
 class PreviewRequest(Input):
@@ -135,26 +155,26 @@ class PreviewRequest(Input):
     interval_seconds: IntervalSeconds | None = None
     anchor_at: Instant | None = None
     timezone: ZoneName = "UTC"
-    count: Annotated[int, Field(ge=1, le=MAX_PREVIEW_COUNT)] = 10
+    count: Annotated[int, Field(strict=True, ge=1, le=MAX_PREVIEW_COUNT)] = 10
     after: Instant | None = Field(None, description="Start after this instant (default: now)")
 
 
 class WorkflowCreate(Input):
     id: Identifier
     name: Annotated[PlainText, Field(min_length=1, max_length=200)]
-    enabled: bool = True
+    enabled: Flag = True
 
 
 class WorkflowUpdate(Input):
     name: Annotated[PlainText, Field(min_length=1, max_length=200)] | None = None
-    enabled: bool | None = None
+    enabled: Flag | None = None
 
 
 class WorkflowSync(Input):
     nodes: list[Any] = Field(description="The workflow's nodes, as KeeperHub stores them")
 
 
-class ScheduleQuery(BaseModel):
+class ScheduleQuery(Input):
     workflow_id: Identifier | None = None
     enabled: bool | None = None
     paused: bool | None = None
@@ -162,7 +182,7 @@ class ScheduleQuery(BaseModel):
     cursor: Annotated[PlainText, Field(max_length=512)] | None = None
 
 
-class RunQuery(BaseModel):
+class RunQuery(Input):
     status: list[RunStatus] | None = None
     kind: RunKind | None = None
     workflow_id: Identifier | None = None
