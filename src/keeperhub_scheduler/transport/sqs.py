@@ -17,6 +17,10 @@ from keeperhub_scheduler.config import Settings, require
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage, TransportError
 
 BATCH_LIMIT = 10  # SQS's own limit for SendMessageBatch and ReceiveMessage
+# A SendMessageBatch answers in milliseconds. One that hangs (a frozen or black-holed endpoint)
+# is given up after this long, so that a dispatcher pass never waits on it for the client's
+# read timeout (sized for 20 s long polls) times its retries, while occurrences come due.
+SEND_TIMEOUT_SECONDS = 10.0
 MAX_VISIBILITY_SECONDS = 43_200  # 12 hours, SQS's ceiling
 
 
@@ -72,11 +76,18 @@ async def open_client(endpoint: QueueEndpoint, stack: AsyncExitStack, pool: int 
 class SqsTransport:
     """One aiobotocore client shared by every call of the process."""
 
-    def __init__(self, endpoint: QueueEndpoint, *, send_concurrency: int = 16) -> None:
+    def __init__(
+        self,
+        endpoint: QueueEndpoint,
+        *,
+        send_concurrency: int = 16,
+        send_timeout: float = SEND_TIMEOUT_SECONDS,
+    ) -> None:
         self.endpoint = endpoint
         self._stack = AsyncExitStack()
         self._client: Any = None
         self._send_slots = asyncio.Semaphore(send_concurrency)
+        self._send_timeout = send_timeout
 
     async def start(self) -> SqsTransport:
         self._client = await open_client(self.endpoint, self._stack)
@@ -104,11 +115,14 @@ class SqsTransport:
         ]
         async with self._send_slots:
             try:
-                answer = await self._client.send_message_batch(
-                    QueueUrl=self.endpoint.queue_url, Entries=entries
-                )
+                async with asyncio.timeout(self._send_timeout):
+                    answer = await self._client.send_message_batch(
+                        QueueUrl=self.endpoint.queue_url, Entries=entries
+                    )
             except (TimeoutError, BotoCoreError, ClientError, OSError):
-                return set()  # the runs stay pending; the relay backs off and tries again
+                # The runs stay pending; the relay backs off and tries again. After a timeout
+                # the queue may still have taken them: the executor drops the second delivery.
+                return set()
         return {entry["Id"] for entry in answer.get("Successful", [])}
 
     async def receive(self, max_messages: int, wait_seconds: int) -> list[Delivery]:
