@@ -1,0 +1,105 @@
+"""The operator's commands: ``schedules ...``, ``workflows ...``, ``status``, ``api``, ``prune``.
+
+Each command talks to the database (``DATABASE_URL``) or, with ``--api-url`` (or
+``SCHEDULER_API_URL``) and a token (``--token`` or ``SCHEDULER_API_TOKEN``), to the REST API: the
+same commands and the same output either way. Tables and colour on a terminal, ``--json`` for
+scripts; errors are one line on stderr, ``error: ...``.
+
+Exit codes:
+  0  done
+  1  failed (the database or the API could not be reached, or answered an error)
+  2  bad input or configuration (the line names the field and the reason)
+  3  not found (no such schedule, run or workflow)
+  4  conflict (the workflow already has a schedule; resuming a schedule that is not paused)
+
+``register(app)`` adds them to the ``keeperhub-scheduler`` Typer app.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from keeperhub_scheduler import cli_render as render
+from keeperhub_scheduler.cli_backend import BAD_INPUT
+from keeperhub_scheduler.cli_common import (
+    ApiUrl,
+    JsonFlag,
+    Target,
+    Token,
+    fail,
+    run,
+    run_on_database,
+    show,
+)
+from keeperhub_scheduler.cli_schedules import schedules_app
+from keeperhub_scheduler.cli_workflows import workflows_app
+from keeperhub_scheduler.config import ConfigError, Settings, load_settings
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(schedules_app, name="schedules")
+    app.add_typer(workflows_app, name="workflows")
+    app.command("status")(status_command)
+    app.command("api")(api_command)
+    app.command("prune")(prune_command)
+
+
+def status_command(as_json: JsonFlag = False, api_url: ApiUrl = None, token: Token = None) -> None:
+    """The scheduler at a glance: runs, lag, failures, schedules, queue depth.
+
+    Runs by status, the oldest pending run, dispatch lag (p50/p99 over the last 5 minutes),
+    failures in the last hour, schedules enabled and paused, and the SQS queue's depth.
+    """
+    status = run(Target(api_url, token), lambda backend: backend.status())
+    show(as_json, status, render.status_report)
+
+
+def api_command(
+    host: Annotated[str | None, typer.Option(help="Default: SCHEDULER_API_HOST.")] = None,
+    port: Annotated[int | None, typer.Option(help="Default: SCHEDULER_API_PORT.")] = None,
+) -> None:
+    """Serve the management REST API (bearer tokens from SCHEDULER_API_TOKENS)."""
+    import uvicorn
+
+    from keeperhub_scheduler.api import create_app
+
+    settings = _settings()
+    if not settings.api_tokens:
+        fail(BAD_INPUT, "SCHEDULER_API_TOKENS is not set: the API will not start without a token")
+    uvicorn.run(
+        create_app(settings),
+        host=host or settings.scheduler_api_host,
+        port=settings.scheduler_api_port if port is None else port,
+        log_level=settings.scheduler_log_level.lower(),
+        access_log=False,
+    )
+
+
+def prune_command(as_json: JsonFlag = False) -> None:
+    """Delete old finished runs (retention), in small batches.
+
+    Finished runs older than SCHEDULER_RETENTION_DAYS, and beyond the newest
+    SCHEDULER_RETENTION_MAX_RUNS of each schedule; unfinished runs are never deleted.
+    """
+    from keeperhub_scheduler.management import prune_runs
+
+    settings = _settings()
+    pruned = run_on_database(settings, lambda engine: prune_runs(engine, settings))
+    result = {
+        "pruned": pruned,
+        "retention_days": settings.scheduler_retention_days,
+        "max_runs_per_schedule": settings.scheduler_retention_max_runs,
+    }
+    show(as_json, result, lambda data: render.console().print(
+        f"Pruned {data['pruned']} runs (finished more than {data['retention_days']} days ago,"
+        f" or beyond the newest {data['max_runs_per_schedule']} of a schedule)."
+    ))  # fmt: skip
+
+
+def _settings() -> Settings:
+    try:
+        return load_settings()
+    except ConfigError as error:
+        fail(BAD_INPUT, str(error))
