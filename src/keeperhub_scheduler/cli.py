@@ -17,6 +17,7 @@ import typer
 from pydantic import SecretStr
 
 from keeperhub_scheduler import logs
+from keeperhub_scheduler.cli_manage import register as register_management
 from keeperhub_scheduler.config import DEFAULT_SQLITE_URL, ConfigError, Settings, load_settings
 from keeperhub_scheduler.errors import InvalidScheduleError, SchedulerError
 
@@ -167,6 +168,9 @@ def standin(
 
     state = StandInState(service_key=os.environ.get("SCHEDULER_SERVICE_API_KEY"), log_path=log)
     uvicorn.run(standin_app(state), host=host, port=port, log_level="warning", access_log=False)
+
+
+register_management(app)  # schedules, workflows, status, api, prune: see cli_manage
 
 
 def main() -> None:
