@@ -235,13 +235,18 @@ async def drain(queue: QueueEndpoint, expect: int, wait: float = 20.0) -> list[R
     """
     raw = await sqs.receive_all(queue, queue.queue_url, expect=expect, wait=wait)
     raw += await sqs.receive_all(queue, queue.queue_url, expect=1, wait=1.0)
+    return decoded(raw)
+
+
+def decoded(raw: list[dict[str, Any]]) -> list[Received]:
+    """SQS messages as the executor would read them: signed and valid, or the test fails."""
     received = []
     for message in raw:
         attributes = {
             name: value["StringValue"] for name, value in message["MessageAttributes"].items()
         }
-        decoded = decode(message["Body"], attributes, SIGNING_KEY.encode(), require_signature=True)
-        received.append(Received(decoded, json.loads(message["Body"])))
+        run = decode(message["Body"], attributes, SIGNING_KEY.encode(), require_signature=True)
+        received.append(Received(run, json.loads(message["Body"])))
     return received
 
 
@@ -275,3 +280,41 @@ def listening(
 def notifications(connection: psycopg.Connection[Any]) -> int:
     """How many notifications arrived since the last call (waits briefly for stragglers)."""
     return sum(1 for _ in connection.notifies(timeout=0.5))
+
+
+def add_many_schedules(
+    url: str, prefix: str, count: int, cron: str, decided_through: datetime
+) -> list[str]:
+    """``count`` planned schedules (and workflows) with one timing, in two statements."""
+    timing = Timing.of(cron)
+    upcoming = timing.next_after(decided_through)
+    with connect(url, as_scheduler=True) as connection:
+        connection.execute(
+            "INSERT INTO workflows (id, name, enabled)"
+            " SELECT 'wf-' || %(prefix)s || n, 'load', true FROM generate_series(1, %(count)s) n",
+            {"prefix": prefix, "count": count},
+        )
+        connection.execute(
+            "INSERT INTO workflow_schedules"
+            " (id, workflow_id, cron_expression, decided_through, next_run_at, plan_key)"
+            " SELECT %(prefix)s || n, 'wf-' || %(prefix)s || n, %(cron)s, %(decided)s, %(next)s,"
+            " %(key)s FROM generate_series(1, %(count)s) n",
+            {
+                "prefix": prefix,
+                "count": count,
+                "cron": cron,
+                "decided": decided_through,
+                "next": upcoming,
+                "key": timing.plan_key(0),
+            },
+        )
+    return [f"{prefix}{n}" for n in range(1, count + 1)]
+
+
+def count_runs(url: str, where: str = "true") -> int:
+    with connect(url) as connection:
+        row = connection.execute(
+            f"SELECT count(*) AS n FROM schedule_runs WHERE {where}"  # type: ignore[arg-type]
+        ).fetchone()
+    assert row is not None
+    return int(row["n"])

@@ -91,6 +91,7 @@ class Dispatcher:
             signing_key=self.signing_key,
             concurrency=self.settings.scheduler_relay_concurrency,
             buffer=max(2 * self.settings.scheduler_claim_batch_size, 2000),
+            probe=self._relay_failures > 0,
         )
         claim_done = asyncio.Event()
         async with stream:

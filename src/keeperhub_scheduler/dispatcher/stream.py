@@ -9,6 +9,9 @@ The buffer is bounded: a producer waits for room before it leases more, so a run
 enough in memory for its lease to lapse (another dispatcher would then send it too). When a send
 fails the stream stops sending: every run it still holds, or is given later, has its lease given
 back at once (one UPDATE), stays pending, and is sent by a later pass once the queue answers.
+After a failure the next stream ``probe``s: one batch alone, and the others only once it went
+through, so that a queue that is still hung receives ten messages, not a full volley, each try
+(a send that timed out may still be delivered when the queue wakes up: a duplicate to drop).
 """
 
 from __future__ import annotations
@@ -48,6 +51,7 @@ class RelayStream:
         signing_key: bytes | None,
         concurrency: int = 16,
         buffer: int = 2000,
+        probe: bool = False,
     ) -> None:
         self.engine = engine
         self.transport = transport
@@ -63,6 +67,7 @@ class RelayStream:
         self._tasks: list[asyncio.Task[None]] = []
         self._marker: asyncio.Task[None] | None = None
         self._closing = False
+        self._probing: asyncio.Lock | None = asyncio.Lock() if probe else None
 
     # --- producers ----------------------------------------------------------------------------
     async def wait_for_room(self, count: int) -> None:
@@ -129,9 +134,19 @@ class RelayStream:
         return batch, False
 
     async def _send(self, batch: list[PendingRun]) -> None:
+        if self._probing is not None:
+            async with self._probing:  # one batch at a time until one goes through
+                if self._probing is not None and not self.failed:
+                    await self._deliver(batch)
+                    if not self.failed:
+                        self._probing = None
+                    return
         if self.failed:
             await self._give_back(batch)
             return
+        await self._deliver(batch)
+
+    async def _deliver(self, batch: list[PendingRun]) -> None:
         messages = [message_of(run, self.signing_key) for run in batch]
         accepted = await self.transport.send(messages)
         refused = [run for run in batch if run.id not in accepted]
