@@ -64,15 +64,17 @@ def api_command(
     import uvicorn
 
     from keeperhub_scheduler.api import create_app
+    from keeperhub_scheduler.cli import settings_and_logging  # the process's logs, secrets scrubbed
 
     settings = _settings()
     if not settings.api_tokens:
         fail(BAD_INPUT, "SCHEDULER_API_TOKENS is not set: the API will not start without a token")
+    settings_and_logging()
     uvicorn.run(
         create_app(settings),
         host=host or settings.scheduler_api_host,
         port=settings.scheduler_api_port if port is None else port,
-        log_level=settings.scheduler_log_level.lower(),
+        log_config=None,
         access_log=False,
     )
 
