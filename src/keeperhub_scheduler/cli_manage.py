@@ -17,6 +17,7 @@ Exit codes:
 
 from __future__ import annotations
 
+import asyncio
 from typing import Annotated
 
 import typer
@@ -61,22 +62,15 @@ def api_command(
     port: Annotated[int | None, typer.Option(help="Default: SCHEDULER_API_PORT.")] = None,
 ) -> None:
     """Serve the management REST API (bearer tokens from SCHEDULER_API_TOKENS)."""
-    import uvicorn
-
-    from keeperhub_scheduler.api import create_app
     from keeperhub_scheduler.cli import settings_and_logging  # the process's logs, secrets scrubbed
+    from keeperhub_scheduler.processes import run_api
 
     settings = _settings()
     if not settings.api_tokens:
         fail(BAD_INPUT, "SCHEDULER_API_TOKENS is not set: the API will not start without a token")
     settings_and_logging()
-    uvicorn.run(
-        create_app(settings),
-        host=host or settings.scheduler_api_host,
-        port=settings.scheduler_api_port if port is None else port,
-        log_config=None,
-        access_log=False,
-    )
+    bind_port = settings.scheduler_api_port if port is None else port
+    asyncio.run(run_api(settings, host or settings.scheduler_api_host, bind_port))
 
 
 def prune_command(as_json: JsonFlag = False) -> None:

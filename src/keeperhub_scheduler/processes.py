@@ -133,3 +133,12 @@ async def run_executor(settings: Settings) -> int:
         finally:
             await keeperhub.close()
     return 0
+
+
+async def run_api(settings: Settings, host: str, port: int) -> int:
+    """Serve the management API until SIGTERM or SIGINT, then exit cleanly (status 0)."""
+    from keeperhub_scheduler.api import create_app
+
+    stop = stop_on_signals()
+    await serve(create_app(settings), host, port, stop)
+    return 0
