@@ -9,6 +9,7 @@ Two modes, one scenario:
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -173,7 +174,7 @@ def check_contract(calls: list[dict[str, Any]], schedule_id: str) -> None:
     # Each fire is an occurrence of the expression, and consecutive ones are 2 s apart: none
     # was lost and none was sent twice.
     assert all(t.second % 2 == 0 and t.microsecond == 0 for t in times)
-    assert [b - a for a, b in zip(times, times[1:], strict=False)] == [timedelta(seconds=2)] * (
+    assert [b - a for a, b in itertools.pairwise(times)] == [timedelta(seconds=2)] * (
         len(times) - 1
     )
     assert len({c["executionId"] for c in calls}) == len(calls)
