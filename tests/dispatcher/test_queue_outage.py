@@ -9,21 +9,20 @@ drains what was already sent; LocalStack loses nothing that was ours to keep.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from keeperhub_scheduler.timing import Timing
-from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client, setup_queues
+from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
 from tests.dispatcher.helpers import (
     add_many_schedules,
     assert_one_message_per_run,
     by_run_id,
+    consuming,
     count_runs,
     db_now,
     decoded,
@@ -49,62 +48,6 @@ def private_localstack(tmp_path: Path) -> Iterator[PrivateLocalStack]:
         yield localstack
     finally:
         localstack.stop()
-
-
-class Consumer:
-    """Receives and deletes everything on the queue, riding out the outage."""
-
-    def __init__(self, queue: QueueEndpoint) -> None:
-        self.queue = queue
-        self.messages: list[dict[str, Any]] = []
-        self.errors = 0
-        self.stop = asyncio.Event()
-
-    async def run(self) -> None:
-        async with AsyncExitStack() as stack:
-            client = await open_client(self.queue, stack, pool=4)
-            while not self.stop.is_set():
-                try:
-                    await self._receive(client)
-                except Exception:
-                    self.errors += 1
-                    await asyncio.sleep(0.5)
-
-    async def _receive(self, client: Any) -> None:
-        answer = await client.receive_message(
-            QueueUrl=self.queue.queue_url,
-            MaxNumberOfMessages=10,
-            WaitTimeSeconds=1,
-            MessageAttributeNames=["All"],
-        )
-        for message in answer.get("Messages", []):
-            self.messages.append(message)
-            await client.delete_message(
-                QueueUrl=self.queue.queue_url, ReceiptHandle=message["ReceiptHandle"]
-            )
-
-    async def wait_for(self, count: int, timeout: float) -> None:
-        async with asyncio.timeout(timeout):
-            while len(self.messages) < count:
-                await asyncio.sleep(0.2)
-
-    async def wait_until_quiet(self, seconds: float = 3.0) -> None:
-        """Until nothing new arrived for ``seconds`` (the queue is drained)."""
-        seen = -1
-        while seen != len(self.messages):
-            seen = len(self.messages)
-            await asyncio.sleep(seconds)
-
-
-@contextlib.asynccontextmanager
-async def consuming(queue: QueueEndpoint) -> AsyncIterator[Consumer]:
-    consumer = Consumer(queue)
-    task = asyncio.create_task(consumer.run())
-    try:
-        yield consumer
-    finally:
-        consumer.stop.set()
-        await task
 
 
 async def create_queue(queue: QueueEndpoint) -> None:
