@@ -232,12 +232,16 @@ def backfill_command(
     start: Annotated[str, typer.Option(help="First occurrence (ISO 8601, inclusive).")],
     end: Annotated[str, typer.Option(help="Last occurrence (ISO 8601, inclusive).")],
     reason: Annotated[str | None, typer.Option(help="Recorded as each run's note.")] = None,
-    ignore_overlap: Annotated[bool, typer.Option()] = False,
+    ignore_overlap: Annotated[bool, typer.Option(help="Run even if one is in flight.")] = False,
     as_json: JsonFlag = False,
     api_url: ApiUrl = None,
     token: Token = None,
 ) -> None:
-    """A run for each occurrence between --start and --end (at most 1000; none twice)."""
+    """A run for each occurrence between --start and --end (at most 1000; none twice).
+
+    The runs obey the overlap policy: with 'skip', runs that find another in flight are skipped;
+    --ignore-overlap runs them all.
+    """
     request = build(
         BackfillRequest,
         start=instant(start, "--start"),

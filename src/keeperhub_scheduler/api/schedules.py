@@ -118,7 +118,11 @@ async def trigger_schedule(
 async def backfill_schedule(
     engine: EngineDep, schedule_id: ScheduleId, request: BackfillRequest
 ) -> BackfillResult:
-    """A run for each occurrence between ``start`` and ``end`` (at most 1000; none twice)."""
+    """A run for each occurrence between ``start`` and ``end`` (at most 1000; none twice).
+
+    The runs obey the schedule's overlap policy: with 'skip', a run that finds another of the
+    schedule in flight is skipped; ``ignore_overlap`` runs them all.
+    """
     return await management.backfill_schedule(engine, schedule_id, request)
 
 
