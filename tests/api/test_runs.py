@@ -118,6 +118,12 @@ async def test_run_errors(client: httpx.AsyncClient) -> None:
     bad_status = await client.get("/v1/runs", params={"status": "exploded"})
     assert bad_status.status_code == 422
     assert bad_status.json()["detail"][0]["field"] == "status.0"
+    typo = await client.get("/v1/runs", params={"stauts": "failed"})
+    assert typo.json()["detail"] == [
+        {"field": "stauts", "message": "Extra inputs are not permitted"}
+    ]
+    epoch = await client.get("/v1/runs", params={"until": "1700000000"})
+    assert epoch.json()["detail"][0]["field"] == "until"
     naive = await client.get("/v1/runs", params={"since": "2026-01-01T00:00:00"})
     assert naive.json()["detail"] == [
         {"field": "since", "message": "Input should have timezone info"}
