@@ -5,8 +5,15 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from keeperhub_scheduler.dispatcher.decide import ScheduleState, decide
+from keeperhub_scheduler.dispatcher.decide import (
+    ScheduleState,
+    _single_on_time,
+    decide,
+    decide_in_full,
+)
 from keeperhub_scheduler.timing import Timing
 
 T0 = datetime(2026, 11, 26, 10, 0, tzinfo=UTC)
@@ -164,3 +171,67 @@ def test_interval_schedules_count_from_their_anchor() -> None:
     assert fired(decision) == ["11:50"]
     assert skipped(decision) == [("10:55", "10:55", 1, "coalesced")]
     assert decision.next_run_at == T0 + 3 * timedelta(minutes=55)
+
+
+# --- the quick path for the common case decides exactly what the full walk decides ---------------
+TIMINGS = [
+    EVERY_MINUTE,
+    Timing.of("* * * * * *"),
+    Timing.of("*/10 * * * * *"),
+    Timing.of("0 9 * * 1-5", "Europe/Berlin"),
+    Timing.of("30 2 * * *", "America/New_York"),  # DST gaps and folds
+    Timing.of(None, interval_seconds=7, anchor_at=T0 + timedelta(microseconds=3)),
+    Timing.of("* * * * *", end_at=T0 + 3 * MINUTE),
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    timing=st.sampled_from(TIMINGS),
+    cursor_offset=st.integers(-3 * 86_400, 86_400),
+    now_offset=st.one_of(st.integers(0, 130), st.integers(0, 4 * 86_400)),
+    jitter=st.sampled_from([0, 1, 30, 3600]),
+    grace=st.sampled_from([0, 1, 60, 600]),
+    policy=st.sampled_from(["fire_once", "fire_all", "skip"]),
+    paused=st.booleans(),
+    workflow_enabled=st.booleans(),
+)
+def test_decide_agrees_with_the_full_walk(
+    timing: Timing,
+    cursor_offset: int,
+    now_offset: int,
+    jitter: int,
+    grace: int,
+    policy: str,
+    paused: bool,
+    workflow_enabled: bool,
+) -> None:
+    cursor = T0 + timedelta(seconds=cursor_offset, microseconds=cursor_offset % 7)
+    now = cursor + timedelta(seconds=now_offset, microseconds=now_offset % 11)
+    schedule = state(
+        timing=timing,
+        decided_through=cursor,
+        misfire_policy=policy,
+        catchup_window=timedelta(hours=1),
+        jitter_seconds=jitter,
+        paused_at=cursor if paused else None,
+        paused_until=cursor + timedelta(minutes=2) if paused else None,
+        workflow_enabled=workflow_enabled,
+    )
+    assert decide(schedule, now, timedelta(seconds=grace)) == decide_in_full(
+        schedule, now, timedelta(seconds=grace)
+    )
+
+
+def test_the_quick_path_is_taken_often_and_agrees_each_time() -> None:
+    taken = 0
+    for timing in TIMINGS:
+        for jitter in (0, 1, 30):
+            for seconds in range(0, 125, 3):
+                schedule = state(timing=timing, jitter_seconds=jitter)
+                now = T0 + timedelta(seconds=seconds)
+                quick = _single_on_time(schedule, now, GRACE)
+                if quick is not None:
+                    taken += 1
+                    assert quick == decide_in_full(schedule, now, GRACE)
+    assert taken > 100

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
@@ -122,20 +122,32 @@ _DUE_COLUMNS = (
     S.c.decided_through,
     S.c.plan_key,
     S.c.updated_at,
-    workflows.c.enabled.label("workflow_enabled"),
 )
 
 
-async def _lock_due(connection: AsyncConnection, now: datetime, batch_size: int) -> list[Any]:
-    statement = (
+def due_statement(now: datetime, batch_size: int) -> Select[Any]:
+    """The claim's query: the earliest due schedules, by the due index, skipping locked ones.
+
+    The schedules are picked and locked in a subquery of their own, so the plan is a walk of
+    ``ix_workflow_schedules_due`` that stops after ``batch_size`` rows; each one's workflow is then
+    looked up by key. Written as a join, the planner may hash all of ``workflows`` instead.
+    """
+    due = (
         select(*_DUE_COLUMNS)
-        .join(workflows, workflows.c.id == S.c.workflow_id)
         .where(S.c.enabled, S.c.next_run_at <= now)
         .order_by(S.c.next_run_at)
         .limit(batch_size)
-        .with_for_update(of=S, skip_locked=True)
+        .with_for_update(skip_locked=True)
+        .subquery("due")
     )
-    return list((await connection.execute(statement)).all())
+    workflow_enabled = (
+        select(workflows.c.enabled).where(workflows.c.id == due.c.workflow_id).scalar_subquery()
+    )
+    return select(due, workflow_enabled.label("workflow_enabled"))
+
+
+async def _lock_due(connection: AsyncConnection, now: datetime, batch_size: int) -> list[Any]:
+    return list((await connection.execute(due_statement(now, batch_size))).all())
 
 
 def _state(row: Any, timing: Timing, now: datetime) -> ScheduleState:

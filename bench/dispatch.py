@@ -1,0 +1,330 @@
+"""Dispatch throughput, each figure beside the limit or peer measured in the same run.
+
+(a) the raw limit: SendMessageBatch messages/s into LocalStack, our transport and its concurrency
+    (SCHEDULER_RELAY_CONCURRENCY), no database; measured before and after (b), the higher counts;
+(b) our dispatcher: fires/s from due to enqueued, with 1k, 10k and 100k schedules due at once;
+(c) peers at 10k: the original's algorithm (scan, match the current minute, one SendMessage after
+    another) and APScheduler 3 (SQLAlchemyJobStore on the same PostgreSQL, jobs sending the same
+    message);
+(d) the claim query with 1,000,000 schedules stored and 1% due: EXPLAIN ANALYZE of one batch
+    (the plan must be an index scan), beside the same query with 1,000 stored;
+(e) peak RSS of the long-running dispatcher process with 1,000,000 stored while it fires the due 1%.
+
+Targets: (b) >= 80% of (a); (b) >= 5x both peers at 10k; (d) < 50 ms; (e) < 200 MB.
+
+    flock /tmp/khs-bench.lock uv run python bench/dispatch.py               # about 15 minutes
+    flock /tmp/khs-bench.lock uv run python bench/dispatch.py --sizes 1000,10000 --stored 100000
+
+PostgreSQL on 127.0.0.1:5432 (BENCH_DATABASE_ADMIN_URL) and LocalStack (AWS_ENDPOINT_URL, default
+127.0.0.1:4566) must be running. Exit code 0 when every target measured is met.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.dialects import postgresql
+
+from keeperhub_scheduler.config import Settings, load_settings
+from keeperhub_scheduler.dispatcher import Dispatcher
+from keeperhub_scheduler.dispatcher.claim import due_statement
+from keeperhub_scheduler.processes import opened
+from keeperhub_scheduler.transport.base import OutgoingMessage
+from keeperhub_scheduler.transport.sqs import BATCH_LIMIT, QueueEndpoint, SqsTransport
+from peers.aps import apscheduler_run
+from peers.common import (
+    ENDPOINT,
+    HUGE_GRACE_SECONDS,
+    SIGNING_KEY,
+    Timer,
+    count,
+    fresh_database,
+    fresh_queue,
+    load,
+    message,
+    queue_depth,
+    rate,
+    seed_due,
+)
+from peers.original import original_tick
+
+CONCURRENCY = Settings.model_fields["scheduler_relay_concurrency"].default
+
+
+@dataclass
+class Report:
+    rows: list[tuple[str, str, str]] = field(default_factory=list)  # what, measured, beside
+    checks: list[tuple[str, bool]] = field(default_factory=list)
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def row(self, what: str, measured: str, beside: str = "") -> None:
+        self.rows.append((what, measured, beside))
+        print(f"  {what:<58} {measured:>16}  {beside}", flush=True)
+
+    def check(self, target: str, met: bool) -> None:
+        self.checks.append((target, met))
+
+
+def settings_for(url: str, queue: QueueEndpoint, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": url,
+        "sqs_queue_url": queue.queue_url,
+        "scheduler_dlq_url": queue.dlq_url,
+        "aws_endpoint_url": ENDPOINT,
+        "aws_access_key_id": "test",
+        "aws_secret_access_key": "test",
+        "scheduler_signing_key": SIGNING_KEY.decode(),
+        "scheduler_misfire_grace_seconds": HUGE_GRACE_SECONDS,
+        "scheduler_health_port": 0,
+    }
+    return load_settings(**(values | overrides))
+
+
+# --- (a) -----------------------------------------------------------------------------------------
+async def raw_limit(messages: int) -> float:
+    """SendMessageBatch msg/s: ``CONCURRENCY`` calls in flight, full batches, no database."""
+    prepared = [OutgoingMessage(f"r{n}", *message(f"s{n}")) for n in range(messages)]
+    batches = [prepared[i : i + BATCH_LIMIT] for i in range(0, messages, BATCH_LIMIT)]
+    async with fresh_queue("raw") as queue:
+        transport = await SqsTransport(queue, send_concurrency=CONCURRENCY).start()
+        try:
+            await transport.send(batches[0])  # connect once, as a running dispatcher has
+            remaining = iter(batches[1:])
+
+            async def sender() -> int:
+                return sum([len(await transport.send(batch)) for batch in remaining])
+
+            with Timer() as timer:
+                sent = sum(await asyncio.gather(*(sender() for _ in range(CONCURRENCY))))
+        finally:
+            await transport.close()
+        assert await queue_depth(queue) == messages
+    return rate(sent, timer.seconds)
+
+
+# --- (b) -----------------------------------------------------------------------------------------
+async def ours(size: int) -> tuple[float, dict[str, Any]]:
+    """Fires/s: every schedule due at once, until each run is enqueued (in-process passes)."""
+    with fresh_database("ours") as url:
+        seed_due(url, size)
+        async with fresh_queue("ours") as queue:
+            settings = settings_for(url, queue)
+            async with opened(settings) as (engine, transport):
+                dispatcher = Dispatcher(engine, transport, settings)
+                await transport.check()  # connected, as a running dispatcher would be
+                passes = []
+                relayed = 0
+                with Timer() as timer:
+                    while relayed < size:
+                        result = await dispatcher.run_pass()
+                        passes.append(result.log_fields())
+                        relayed += result.relayed
+            enqueued = count(url, "SELECT count(*) FROM schedule_runs WHERE status = 'enqueued'")
+            assert enqueued == size, (enqueued, size)
+            assert await queue_depth(queue) == size
+    return rate(size, timer.seconds), {"seconds": timer.seconds, "passes": passes}
+
+
+# --- (c) -----------------------------------------------------------------------------------------
+async def original(size: int) -> float:
+    with fresh_database("original") as url:
+        seed_due(url, size, cron="* * * * *")
+        async with fresh_queue("original") as queue:
+            with Timer() as timer:
+                sent = await original_tick(url, queue)
+            assert sent == size, sent
+            assert await queue_depth(queue) == size
+    return rate(size, timer.seconds)
+
+
+async def apscheduler(size: int) -> float:
+    with fresh_database("aps") as url:
+        async with fresh_queue("aps") as queue:
+            seconds = await apscheduler_run(url, queue, size)
+            assert await queue_depth(queue) == size
+    return rate(size, seconds)
+
+
+# --- (d) -----------------------------------------------------------------------------------------
+def claim_query_plan(url: str, batch_size: int) -> dict[str, Any]:
+    """EXPLAIN ANALYZE of the claim's query (in a rolled-back transaction), five times."""
+    statement = due_statement(datetime.now(UTC), batch_size)
+    sql = str(
+        statement.compile(dialect=postgresql.dialect(), compile_kwargs={"literal_binds": True})
+    )
+    times = []
+    plan: dict[str, Any] = {}
+    with psycopg.connect(url) as connection:
+        for _ in range(5):
+            row = connection.execute(f"EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON) {sql}").fetchone()  # type: ignore[arg-type]
+            connection.rollback()
+            assert row is not None
+            plan = row[0][0]
+            times.append(plan["Execution Time"] + plan["Planning Time"])
+    nodes = sorted(set(_node_types(plan["Plan"])))
+    return {
+        "milliseconds": statistics.median(times),
+        "nodes": nodes,
+        "rows": plan["Plan"]["Actual Rows"],
+    }
+
+
+def _node_types(node: dict[str, Any]) -> list[str]:
+    found = [f"{node['Node Type']}" + (f" on {node['Index Name']}" if "Index Name" in node else "")]
+    for child in node.get("Plans", []):
+        found += _node_types(child)
+    return found
+
+
+# --- (e) -----------------------------------------------------------------------------------------
+def peak_rss_mb(settings_env: dict[str, str], url: str, due: int, log: Path) -> tuple[float, float]:
+    """The long-running dispatcher process until the due runs are enqueued and it idled 5 s.
+
+    Returns (peak RSS in MB, seconds until all were enqueued).
+    """
+    started = time.monotonic()
+    with log.open("ab") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "keeperhub_scheduler.cli", "dispatcher"],
+            env=settings_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        while count(url, "SELECT count(*) FROM schedule_runs WHERE status = 'enqueued'") < due:
+            if process.poll() is not None:
+                raise RuntimeError(f"dispatcher exited; see {log}")
+            time.sleep(0.2)
+        done = time.monotonic() - started
+        time.sleep(5)  # idle ticks over a million stored rows
+        process.send_signal(signal.SIGTERM)
+        _, status, usage = os.wait4(process.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        if process.poll() is None and process.returncode is None:
+            process.kill()
+    return usage.ru_maxrss / 1024, done
+
+
+def environment(url: str, queue: QueueEndpoint) -> dict[str, str]:
+    return {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "DATABASE_URL": url,
+        "SQS_QUEUE_URL": queue.queue_url,
+        "SCHEDULER_DLQ_URL": queue.dlq_url or "",
+        "AWS_ENDPOINT_URL": ENDPOINT,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "SCHEDULER_SIGNING_KEY": SIGNING_KEY.decode(),
+        "SCHEDULER_MISFIRE_GRACE_SECONDS": str(HUGE_GRACE_SECONDS),
+        "SCHEDULER_HEALTH_PORT": "0",
+    }
+
+
+async def million(report: Report, stored: int, workdir: Path) -> None:
+    due = stored // 100
+    batch = Settings.model_fields["scheduler_claim_batch_size"].default
+    with fresh_database("small") as url:
+        seed_due(url, 10, stored=1000)
+        small = claim_query_plan(url, batch)
+    with fresh_database("million") as url:
+        with Timer() as seeding:
+            seed_due(url, due, stored=stored)
+        big = claim_query_plan(url, batch)
+        report.data["claim_query"] = {"stored_1000": small, f"stored_{stored}": big}
+        index_scan = any("Index Scan on ix_workflow_schedules_due" in n for n in big["nodes"])
+        report.row(
+            f"(d) claim query, {stored:,} stored, {due:,} due (batch {batch})",
+            f"{big['milliseconds']:.1f} ms",
+            f"1,000 stored: {small['milliseconds']:.1f} ms; "
+            f"{'index scan' if index_scan else 'NO INDEX SCAN'} ({', '.join(big['nodes'])})",
+        )
+        report.check("(d) claim query < 50 ms, index scan", big["milliseconds"] < 50 and index_scan)
+        async with fresh_queue("million") as queue:
+            rss, seconds = peak_rss_mb(environment(url, queue), url, due, workdir / "rss.log")
+        report.data["rss"] = {"peak_mb": rss, "due": due, "seconds_to_enqueue": seconds}
+        report.row(
+            f"(e) dispatcher peak RSS, {stored:,} stored",
+            f"{rss:.0f} MB",
+            f"fired the {due:,} due in {seconds:.1f} s from its start"
+            f" (seeding took {seeding.seconds:.0f} s)",
+        )
+        report.check("(e) peak RSS < 200 MB", rss < 200)
+
+
+async def main(arguments: argparse.Namespace) -> int:
+    report = Report()
+    print(f"dispatch benchmark, {load()}, send concurrency {CONCURRENCY}", flush=True)
+    if "throughput" not in arguments.skip:
+        before = await raw_limit(arguments.raw_messages)
+        report.row(
+            f"(a) raw SendMessageBatch, {arguments.raw_messages:,} msgs", f"{before:,.0f} msg/s"
+        )
+        results = {}
+        for size in arguments.sizes:
+            fires, detail = await ours(size)
+            results[size] = fires
+            report.data[f"ours_{size}"] = detail | {"fires_per_second": fires}
+            report.row(f"(b) our dispatcher, {size:,} due at once", f"{fires:,.0f} fires/s")
+        after = await raw_limit(arguments.raw_messages)
+        limit = max(before, after)
+        report.row(
+            "(a) raw SendMessageBatch again", f"{after:,.0f} msg/s", f"limit used: {limit:,.0f}"
+        )
+        report.data["raw"] = {"before": before, "after": after}
+        for size, fires in results.items():
+            share = fires / limit
+            report.row(f"    (b) {size:,} as a share of the limit", f"{share:.0%}", "target >= 80%")
+            report.check(f"(b) {size:,} >= 80% of (a)", share >= 0.8)
+    if "peers" not in arguments.skip:
+        size = arguments.peer_size
+        ours_at = report.data.get(f"ours_{size}", {}).get("fires_per_second")
+        if ours_at is None:
+            ours_at, _ = await ours(size)
+        for name, run in (("original algorithm", original), ("APScheduler 3", apscheduler)):
+            peer = await run(size)
+            report.data[name] = peer
+            report.row(
+                f"(c) {name}, {size:,} due", f"{peer:,.0f} fires/s", f"ours {ours_at / peer:.1f}x"
+            )
+            report.check(f"(c) ours >= 5x {name}", ours_at >= 5 * peer)
+    if "million" not in arguments.skip:
+        await million(report, arguments.stored, arguments.workdir)
+    print(f"done, {load()}")
+    for target, met in report.checks:
+        print(f"  {'met ' if met else 'MISSED'} {target}")
+    if arguments.json:
+        arguments.json.write_text(json.dumps(report.data, indent=2, default=str))
+    return 0 if all(met for _, met in report.checks) else 1
+
+
+def parse(argv: list[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--sizes", type=lambda s: [int(x) for x in s.split(",")], default=[1000, 10_000, 100_000]
+    )
+    parser.add_argument("--peer-size", type=int, default=10_000)
+    parser.add_argument("--raw-messages", type=int, default=20_000)
+    parser.add_argument("--stored", type=int, default=1_000_000)
+    parser.add_argument("--skip", default="", help="comma list of: throughput, peers, million")
+    parser.add_argument("--json", type=Path, help="write the figures here")
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
+    return parser.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main(parse(sys.argv[1:]))))

@@ -1,0 +1,185 @@
+"""What the dispatch benchmarks and their peers share: real servers, bulk rows, the message.
+
+Every measurement gets a fresh PostgreSQL database (migrated) and a fresh LocalStack queue, so no
+run inherits another's bloat or backlog. Rows are written in bulk with ``generate_series`` as the
+scheduler would have planned them (the session flag keeps the replan trigger out of the way).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import secrets
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+from keeperhub_scheduler.db.migrate import upgrade
+from keeperhub_scheduler.messages import RunMessage, encode
+from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client, setup_queues
+
+ADMIN_URL = os.environ.get(
+    "BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+SIGNING_KEY = b"bench-signing-key"
+YEARLY = "0 0 1 1 *"
+# One occurrence each, due at the same instant: the last New Year. The dispatchers measured are
+# given a misfire grace long enough that it counts as on time (one fire, not a coalesced skip).
+DUE_AT = datetime(datetime.now(UTC).year, 1, 1, tzinfo=UTC)
+HUGE_GRACE_SECONDS = 400 * 24 * 3600
+
+
+# --- databases -----------------------------------------------------------------------------------
+def _admin(statement: str) -> None:
+    with psycopg.connect(ADMIN_URL, autocommit=True) as connection:
+        connection.execute(statement)  # type: ignore[arg-type]
+
+
+@contextlib.contextmanager
+def fresh_database(prefix: str = "bench") -> Iterator[str]:
+    """A new, migrated database; dropped afterwards."""
+    name = f"khs_{prefix}_{secrets.token_hex(4)}"
+    _admin(f'CREATE DATABASE "{name}"')
+    url = make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+    try:
+        upgrade(url)
+        yield url
+    finally:
+        _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def seed_due(url: str, due: int, stored: int | None = None, cron: str = YEARLY) -> None:
+    """``stored`` schedules (default ``due``), of which ``due`` are due at ``DUE_AT``.
+
+    The others are planned for next New Year: stored, enabled, not due.
+    """
+    stored = stored or due
+    timing = Timing.of(cron)
+    later = DUE_AT.replace(year=DUE_AT.year + 1)
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SET keeperhub_scheduler.writer = 'on'")
+        connection.execute(
+            "INSERT INTO workflows (id, name, enabled)"
+            " SELECT 'wf' || n, 'bench', true FROM generate_series(1, %s) n",
+            (stored,),
+        )
+        connection.execute(
+            "INSERT INTO workflow_schedules"
+            " (id, workflow_id, cron_expression, decided_through, next_run_at, plan_key)"
+            " SELECT 's' || n, 'wf' || n, %(cron)s, %(before)s,"
+            " CASE WHEN n <= %(due)s THEN %(due_at)s ELSE %(later)s END, %(key)s"
+            " FROM generate_series(1, %(stored)s) n",
+            {
+                "cron": cron,
+                "before": DUE_AT.replace(year=DUE_AT.year - 1),
+                "due": due,
+                "due_at": DUE_AT,
+                "later": later,
+                "key": timing.plan_key(0),
+                "stored": stored,
+            },
+        )
+        connection.execute("VACUUM ANALYZE")
+
+
+def count(url: str, sql: str) -> int:
+    with psycopg.connect(url) as connection:
+        row = connection.execute(sql).fetchone()  # type: ignore[arg-type]
+    assert row is not None
+    return int(row[0])
+
+
+# --- queues --------------------------------------------------------------------------------------
+def endpoint(name: str) -> QueueEndpoint:
+    account = f"{ENDPOINT}/000000000000"
+    return QueueEndpoint(
+        queue_url=f"{account}/{name}",
+        dlq_url=f"{account}/{name}-dlq",
+        region="us-east-1",
+        endpoint_url=ENDPOINT,
+        access_key_id="test",
+        secret_access_key="test",
+    )
+
+
+@contextlib.asynccontextmanager
+async def fresh_queue(prefix: str = "bench") -> AsyncIterator[QueueEndpoint]:
+    queue = endpoint(f"{prefix}-{secrets.token_hex(4)}")
+    await setup_queues(queue, visibility_timeout=30, max_receive_count=10)
+    try:
+        yield queue
+    finally:
+        async with AsyncExitStack() as stack:
+            client = await open_client(queue, stack, pool=2)
+            for url in (queue.queue_url, queue.dlq_url):
+                with contextlib.suppress(Exception):
+                    await client.delete_queue(QueueUrl=url)
+
+
+async def queue_depth(queue: QueueEndpoint) -> int:
+    async with AsyncExitStack() as stack:
+        client = await open_client(queue, stack, pool=2)
+        answer = await client.get_queue_attributes(
+            QueueUrl=queue.queue_url, AttributeNames=["ApproximateNumberOfMessages"]
+        )
+    return int(answer["Attributes"]["ApproximateNumberOfMessages"])
+
+
+def message(schedule_id: str, run_id: str | None = None) -> tuple[str, dict[str, str]]:
+    """The body and attributes our dispatcher sends, for schedule ``schedule_id``."""
+    return encode(
+        RunMessage(f"wf{schedule_id[1:]}", schedule_id, DUE_AT, run_id or secrets.token_hex(16)),
+        SIGNING_KEY,
+    )
+
+
+def sqs_attributes(attributes: dict[str, str]) -> dict[str, Any]:
+    return {
+        name: {"DataType": "String", "StringValue": value} for name, value in attributes.items()
+    }
+
+
+# --- reporting -----------------------------------------------------------------------------------
+@dataclass
+class Timer:
+    started: float = 0.0
+    seconds: float = 0.0
+
+    def __enter__(self) -> Timer:
+        self.started = time.perf_counter()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.seconds = time.perf_counter() - self.started
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"load {one:.1f}/{five:.1f} on {os.cpu_count()} cores"
+
+
+def rate(done: int, seconds: float) -> float:
+    return done / seconds if seconds > 0 else float("inf")
+
+
+def print_json(data: dict[str, Any]) -> None:
+    print(json.dumps(data, indent=2, default=str))
+
+
+async def wait_until(predicate: Any, timeout: float, every: float = 0.05) -> None:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not await predicate():
+        if loop.time() > deadline:
+            raise TimeoutError("benchmark did not finish in time")
+        await asyncio.sleep(every)
