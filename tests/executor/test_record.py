@@ -10,8 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.executor import runs
-from keeperhub_scheduler.executor.runs import ClaimedRun
+from keeperhub_scheduler.executor.claim import ClaimedRun, claim
+from keeperhub_scheduler.executor.record import extend_lease, record
 from keeperhub_scheduler.messages import RunMessage
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row
 
@@ -23,9 +23,9 @@ async def claimed(
 ) -> ClaimedRun:
     row = await run_row(engine, run_id)
     message = RunMessage(schedule.workflow_id, schedule.id, row["scheduled_for"], run_id)
-    claim = await runs.claim(engine, message, run_id, lease)
-    assert isinstance(claim, ClaimedRun), claim
-    return claim
+    claimed_run = await claim(engine, message, run_id, lease)
+    assert isinstance(claimed_run, ClaimedRun), claimed_run
+    return claimed_run
 
 
 async def test_an_executor_whose_run_was_taken_over_cannot_overwrite_the_outcome(
@@ -38,8 +38,8 @@ async def test_an_executor_whose_run_was_taken_over_cannot_overwrite_the_outcome
     current = await claimed(engine, schedule, run_id)
     assert (stale.attempt, current.attempt) == (1, 2)
 
-    assert await runs.record(engine, current, status="succeeded", http_status=200, error=None)
-    late = await runs.record(engine, stale, status="failed", http_status=500, error="late")
+    assert await record(engine, current, status="succeeded", http_status=200, error=None)
+    late = await record(engine, stale, status="failed", http_status=500, error="late")
     assert late is False
 
     run = await run_row(engine, run_id)
@@ -63,9 +63,9 @@ async def test_a_stale_executor_cannot_extend_a_lease_that_is_no_longer_its_own(
     current = await claimed(engine, schedule, run_id)
     before = (await run_row(engine, run_id))["lease_until"]
 
-    assert await runs.extend_lease(engine, stale, timedelta(hours=1)) is False
+    assert await extend_lease(engine, stale, timedelta(hours=1)) is False
     assert (await run_row(engine, run_id))["lease_until"] == before
-    assert await runs.extend_lease(engine, current, timedelta(hours=1)) is True
+    assert await extend_lease(engine, current, timedelta(hours=1)) is True
 
 
 @pytest.mark.parametrize(
@@ -84,14 +84,14 @@ async def test_concurrent_outcomes_of_one_schedule_lose_no_count_and_report_the_
     latest = claims[-1]
     random.shuffle(claims)
 
-    async def finish(claim: ClaimedRun) -> bool:
-        if claim is latest:
-            return await runs.record(
-                engine, claim, status="failed", http_status=422, error="HTTP 422: bad input"
+    async def finish(run: ClaimedRun) -> bool:
+        if run is latest:
+            return await record(
+                engine, run, status="failed", http_status=422, error="HTTP 422: bad input"
             )
-        return await runs.record(engine, claim, status="succeeded", http_status=200, error=None)
+        return await record(engine, run, status="succeeded", http_status=200, error=None)
 
-    results = await asyncio.gather(*(finish(claim) for claim in claims))
+    results = await asyncio.gather(*(finish(run) for run in claims))
 
     assert all(results)
     row = await schedule_row(engine, schedule.id)
@@ -107,7 +107,7 @@ async def test_a_retry_is_recorded_on_the_run_only(engine: AsyncEngine) -> None:
     [run_id] = await add_runs(engine, schedule, status="enqueued")
     claim = await claimed(engine, schedule, run_id)
 
-    assert await runs.record(
+    assert await record(
         engine, claim, status="retrying", http_status=503, error="HTTP 503: busy", retry_in=30
     )
 

@@ -15,12 +15,19 @@ import random
 from collections.abc import Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler import metrics
-from keeperhub_scheduler.executor import runs
-from keeperhub_scheduler.executor.runs import ClaimedRun, Refusal, Skipped
+from keeperhub_scheduler.executor.claim import (
+    ClaimedRun,
+    Refusal,
+    Skipped,
+    claim,
+    run_for_legacy_message,
+)
+from keeperhub_scheduler.executor.record import extend_lease, record
 from keeperhub_scheduler.keeperhub import CallResult, ExecuteRequest, KeeperHubClient
 from keeperhub_scheduler.messages import InvalidMessageError, decode
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
@@ -28,6 +35,15 @@ from keeperhub_scheduler.transport.base import Delivery, Transport, TransportErr
 log = logging.getLogger("keeperhub_scheduler.executor")
 
 MAX_DELAY_SECONDS = 12 * 3600  # SQS's visibility ceiling
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How a delivery ends once its outcome is recorded ("none": leave it to reappear)."""
+
+    kind: Literal["delete", "retry", "dead_letter", "none"]
+    delay: int = 0
+    reason: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +103,7 @@ class DeliveryHandler:
         except InvalidMessageError as error:
             await self._dead_letter(delivery, f"invalid message: {error.reason}", "invalid")
             return
-        run_id = message.run_id or await runs.run_for_legacy_message(self.engine, message)
+        run_id = message.run_id or await run_for_legacy_message(self.engine, message)
         if run_id is None:
             log.info(
                 "message for a deleted schedule; dropped",
@@ -96,7 +112,7 @@ class DeliveryHandler:
             metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
             await self._settle(self.transport.delete(delivery))
             return
-        claimed = await runs.claim(self.engine, message, run_id, self.policy.lease)
+        claimed = await claim(self.engine, message, run_id, self.policy.lease)
         if isinstance(claimed, Refusal):
             await self._refused(delivery, run_id, claimed)
         elif isinstance(claimed, Skipped):
@@ -104,7 +120,8 @@ class DeliveryHandler:
             metrics.SKIPPED.labels("executor", claimed.reason).inc()
             await self._settle(self.transport.delete(delivery))
         elif claimed.attempt > self.policy.max_attempts:
-            await self._give_up(delivery, claimed, None, "attempts exhausted before this delivery")
+            reason = "attempts exhausted before this delivery"
+            await self._settle_as(delivery, await self._give_up(claimed, None, reason))
         else:
             await self._execute(delivery, claimed)
 
@@ -127,61 +144,62 @@ class DeliveryHandler:
         await self._settle(self.transport.delete(delivery))
 
     async def _execute(self, delivery: Delivery, run: ClaimedRun) -> None:
-        request = ExecuteRequest(run.id, run.workflow_id, run.schedule_id, run.scheduled_for)
-        metrics.IN_FLIGHT.inc()
+        """Call and record under a live lease and an invisible message (the heartbeat runs until
+        the outcome is written, however slow the call or the database); then settle."""
         keepalive = asyncio.create_task(self._keep_alive(delivery, run))
         try:
-            result = await self.keeperhub.execute(request)
+            result = await self._call(run)
+            settlement = await self._record_result(run, result)
         finally:
             keepalive.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await keepalive
+        await self._settle_as(delivery, settlement)
+
+    async def _call(self, run: ClaimedRun) -> CallResult:
+        request = ExecuteRequest(run.id, run.workflow_id, run.schedule_id, run.scheduled_for)
+        metrics.IN_FLIGHT.inc()
+        try:
+            result = await self.keeperhub.execute(request)
+        finally:
             metrics.IN_FLIGHT.dec()
         metrics.CALL_DURATION.labels(result.outcome).observe(result.seconds)
         if result.status is not None:
             lag = (datetime.now(UTC) - run.scheduled_for).total_seconds()
             metrics.END_TO_END_LAG.observe(max(0.0, lag))
-        await self._settle_result(delivery, run, result)
+        return result
 
-    async def _settle_result(self, delivery: Delivery, run: ClaimedRun, result: CallResult) -> None:
-        if result.outcome == "succeeded":
-            await self._finish(delivery, run, "succeeded", result.status, None)
-            await self._settle(self.transport.delete(delivery))
-        elif result.outcome == "failed":
-            await self._finish(delivery, run, "failed", result.status, result.error)
-            await self._settle(self.transport.delete(delivery))
-        elif run.attempt >= self.policy.max_attempts:
-            await self._give_up(delivery, run, result.status, result.error)
-        else:
-            delay = self.policy.backoff(run.attempt, result.retry_after)
-            if await runs.record(
-                self.engine, run, status="retrying", http_status=result.status,
-                error=result.error, retry_in=delay,
-            ):  # fmt: skip
-                metrics.RUNS_RETRIED.inc()
-                log.info(
-                    "attempt failed; retrying",
-                    extra={"run_id": run.id, "attempt": run.attempt, "retry_in": delay,
-                           "error": result.error},
-                )  # fmt: skip
-                await self._settle(self.transport.retry_later(delivery, delay))
+    async def _record_result(self, run: ClaimedRun, result: CallResult) -> Settlement:
+        if result.outcome != "retry":
+            await self._finish(run, result.outcome, result.status, result.error)
+            return Settlement("delete")  # even if not ours any more: the run is finished
+        if run.attempt >= self.policy.max_attempts:
+            return await self._give_up(run, result.status, result.error)
+        delay = self.policy.backoff(run.attempt, result.retry_after)
+        retrying = await record(
+            self.engine, run, status="retrying", http_status=result.status,
+            error=result.error, retry_in=delay,
+        )  # fmt: skip
+        if not retrying:
+            return Settlement("none")  # taken over: the message belongs to the new holder
+        metrics.RUNS_RETRIED.inc()
+        log.info(
+            "attempt failed; retrying",
+            extra={"run_id": run.id, "attempt": run.attempt, "retry_in": delay,
+                   "error": result.error},
+        )  # fmt: skip
+        return Settlement("retry", delay=delay)
 
-    async def _give_up(
-        self, delivery: Delivery, run: ClaimedRun, status: int | None, error: str | None
-    ) -> None:
+    async def _give_up(self, run: ClaimedRun, status: int | None, error: str | None) -> Settlement:
         reason = f"retries exhausted after {run.attempt} attempts: {error}"
-        if await self._finish(delivery, run, "dead", status, reason):
-            await self._dead_letter(delivery, reason, "exhausted")
+        if await self._finish(run, "dead", status, reason):
+            return Settlement("dead_letter", reason=reason)
+        return Settlement("none")
 
     async def _finish(
-        self,
-        delivery: Delivery,
-        run: ClaimedRun,
-        status: str,
-        http_status: int | None,
-        error: str | None,
+        self, run: ClaimedRun, status: str, http_status: int | None, error: str | None
     ) -> bool:
-        recorded = await runs.record(
+        recorded = await record(
             self.engine, run, status=status, http_status=http_status, error=error
         )
         if recorded:
@@ -198,13 +216,13 @@ class DeliveryHandler:
         return recorded
 
     async def _keep_alive(self, delivery: Delivery, run: ClaimedRun) -> None:
-        """While the call runs, keep the message invisible and the lease live: a slow call is
-        never handed to a second executor."""
+        """Keep the message invisible and the lease live: a slow call is never handed to a
+        second executor while this one still holds it."""
         while True:
             await asyncio.sleep(self.policy.heartbeat_seconds)
             try:
                 await self.transport.extend(delivery, self.policy.visibility_timeout)
-                if not await runs.extend_lease(self.engine, run, self.policy.lease):
+                if not await extend_lease(self.engine, run, self.policy.lease):
                     log.warning("run was taken over during its call", extra={"run_id": run.id})
                     return
             except Exception as error:
@@ -213,6 +231,14 @@ class DeliveryHandler:
                     "could not extend the visibility or the lease",
                     extra={"run_id": run.id, "error": f"{type(error).__name__}: {error}"},
                 )
+
+    async def _settle_as(self, delivery: Delivery, settlement: Settlement) -> None:
+        if settlement.kind == "delete":
+            await self._settle(self.transport.delete(delivery))
+        elif settlement.kind == "retry":
+            await self._settle(self.transport.retry_later(delivery, settlement.delay))
+        elif settlement.kind == "dead_letter":
+            await self._dead_letter(delivery, settlement.reason, "exhausted")
 
     async def _dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
         metrics.DEAD_LETTERED.labels(kind).inc()

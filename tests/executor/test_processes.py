@@ -1,0 +1,193 @@
+"""The executor as a real process (``keeperhub-scheduler executor``), killed and stopped.
+
+The stand-in runs as its own process too, and counts every call per ``executionId`` in its log.
+Queues use a 6-second visibility timeout (and the executor the same setting) so a killed
+executor's message comes back quickly.
+"""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
+from tests.executor.world import (
+    add_runs,
+    add_schedule,
+    relay,
+    run_row,
+    wait_for_runs,
+    wait_until,
+)
+from tests.support import sqs
+from tests.support.processes import environment, kill, spawn
+from tests.support.standin import StandInProcess
+
+VISIBILITY = 6
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+async def crash_queue(localstack: str) -> AsyncIterator[QueueEndpoint]:
+    endpoint = await sqs.create_queues("khs-crash", visibility=VISIBILITY)
+    yield endpoint
+    await sqs.delete_queues(endpoint)
+
+
+@pytest.fixture
+async def crash_transport(crash_queue: QueueEndpoint) -> AsyncIterator[SqsTransport]:
+    transport = await SqsTransport(crash_queue).start()
+    yield transport
+    await transport.close()
+
+
+@pytest.fixture
+def standin_process(tmp_path: Path) -> Iterator[StandInProcess]:
+    standin = StandInProcess(tmp_path / "standin.jsonl")
+    yield standin
+    # Not ``stop()``: a graceful shutdown would wait for a call scripted to stall for minutes.
+    kill(standin.process)
+
+
+class Executors:
+    """``keeperhub-scheduler executor`` processes of one test; any left running are killed."""
+
+    def __init__(self, tmp_path: Path, env: dict[str, str]) -> None:
+        self.tmp_path = tmp_path
+        self.env = env
+        self.started: list[subprocess.Popen[bytes]] = []
+
+    def start(self, **extra: str) -> subprocess.Popen[bytes]:
+        log = self.tmp_path / f"executor-{len(self.started)}.log"
+        process = spawn(["executor"], self.env | extra, log)
+        self.started.append(process)
+        return process
+
+    def logs(self) -> str:
+        return "\n".join(path.read_text() for path in sorted(self.tmp_path.glob("executor-*.log")))
+
+    def kill_all(self) -> None:
+        for process in self.started:
+            if process.poll() is None:
+                kill(process)
+
+
+@pytest.fixture
+def executors(
+    tmp_path: Path,
+    database_url: str,
+    crash_queue: QueueEndpoint,
+    standin_process: StandInProcess,
+) -> Iterator[Executors]:
+    env = environment(
+        database_url,
+        crash_queue,
+        standin_process.url,
+        SCHEDULER_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY),
+        SCHEDULER_RECEIVE_WAIT_SECONDS="5",
+        SCHEDULER_LOG_FORMAT="text",
+    )
+    processes = Executors(tmp_path, env)
+    yield processes
+    processes.kill_all()
+
+
+async def exit_code(process: subprocess.Popen[bytes], timeout: float = 60) -> int:
+    await wait_until(lambda: process.poll() is not None, timeout, "the executor to exit")
+    return int(process.returncode)
+
+
+def calls_per_execution(standin: StandInProcess) -> Counter[str]:
+    return Counter(call["executionId"] for call in standin.calls())
+
+
+async def test_an_executor_killed_mid_call_is_replaced_and_the_run_called_again_once(
+    engine: AsyncEngine,
+    crash_queue: QueueEndpoint,
+    crash_transport: SqsTransport,
+    standin_process: StandInProcess,
+    executors: Executors,
+) -> None:
+    schedule = await add_schedule(engine)
+    [run_id] = await add_runs(engine, schedule)
+    standin_process.post("/_control/script", {"responses": [{"status": 200, "delay": 120}]})
+    await relay(engine, crash_transport)
+
+    first = executors.start()
+    await wait_until(lambda: len(standin_process.calls()) == 1, 60, "the first call")
+    assert kill(first, signal.SIGKILL) == -signal.SIGKILL
+    assert (await run_row(engine, run_id))["status"] == "running"
+
+    executors.start()
+    runs = await wait_for_runs(engine, [run_id], timeout=90)
+
+    assert (runs[run_id]["status"], runs[run_id]["attempts"]) == ("succeeded", 2)
+    assert calls_per_execution(standin_process) == {run_id: 2}
+    assert await sqs.queue_counts(crash_queue) == (0, 0)
+
+
+async def test_sigterm_with_50_calls_in_flight_finishes_them_all_and_exits_0(
+    engine: AsyncEngine,
+    crash_queue: QueueEndpoint,
+    crash_transport: SqsTransport,
+    standin_process: StandInProcess,
+    executors: Executors,
+) -> None:
+    """Every call in flight finishes and is recorded; messages a long poll brings in during the
+    drain are handed back visible, never started; nothing is left invisible in the queue."""
+    schedule = await add_schedule(engine)
+    run_ids = await add_runs(engine, schedule, 50)
+    slow = [{"status": 200, "delay": 5}] * 50
+    standin_process.post("/_control/script", {"responses": slow})
+    await relay(engine, crash_transport)
+
+    # Room for more than 50, so the receive loops are in their long polls when SIGTERM comes.
+    executor = executors.start(SCHEDULER_EXECUTOR_CONCURRENCY="100")
+    await wait_until(lambda: len(standin_process.calls()) == 50, 60, "50 calls in flight")
+    executor.send_signal(signal.SIGTERM)
+    last = (await run_row(engine, run_ids[-1]))["scheduled_for"]
+    late_ids = await add_runs(engine, schedule, 10, first=last + timedelta(minutes=1))
+    await relay(engine, crash_transport)  # arrives during the drain
+
+    assert await exit_code(executor) == 0, executors.logs()[-3000:]
+    runs = await wait_for_runs(engine, run_ids, timeout=1)
+    assert {run["status"] for run in runs.values()} == {"succeeded"}
+    assert sorted(calls_per_execution(standin_process)) == sorted(run_ids)
+    late = [await run_row(engine, run_id) for run_id in late_ids]
+    assert {(run["status"], run["attempts"]) for run in late} == {("enqueued", 0)}
+    assert await sqs.queue_counts(crash_queue) == (10, 0)
+
+
+async def test_two_executors_on_one_queue_call_each_of_2000_runs_exactly_once(
+    engine: AsyncEngine,
+    crash_queue: QueueEndpoint,
+    crash_transport: SqsTransport,
+    standin_process: StandInProcess,
+    executors: Executors,
+) -> None:
+    run_ids: list[str] = []
+    for _ in range(100):
+        schedule = await add_schedule(engine)
+        run_ids += await add_runs(engine, schedule, 20)
+    await relay(engine, crash_transport)
+
+    pair = [executors.start(), executors.start()]
+    runs = await wait_for_runs(engine, run_ids, timeout=240)
+    for process in pair:
+        process.send_signal(signal.SIGTERM)
+    codes = [await exit_code(process) for process in pair]
+
+    assert codes == [0, 0], executors.logs()[-3000:]
+    assert {run["status"] for run in runs.values()} == {"succeeded"}
+    counts = calls_per_execution(standin_process)
+    assert sorted(counts) == sorted(run_ids)
+    assert set(counts.values()) == {1}
+    assert await sqs.queue_counts(crash_queue) == (0, 0)
