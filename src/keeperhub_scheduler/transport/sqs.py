@@ -15,6 +15,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keeperhub_scheduler.config import Settings, require
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage, TransportError
+from keeperhub_scheduler.transport.batching import BatchCall, Batcher
 
 BATCH_LIMIT = 10  # SQS's own limit for SendMessageBatch and ReceiveMessage
 # A SendMessageBatch answers in milliseconds. One that hangs (a frozen or black-holed endpoint)
@@ -87,6 +88,9 @@ class SqsTransport:
         self._stack = AsyncExitStack()
         self._client: Any = None
         self._send_slots = asyncio.Semaphore(send_concurrency)
+        # Deletes and visibility changes of many deliveries share batch calls (see batching).
+        self._deletes = Batcher(self._batch_call("delete_message_batch"))
+        self._visibility = Batcher(self._batch_call("change_message_visibility_batch"))
         self._send_timeout = send_timeout
 
     async def start(self) -> SqsTransport:
@@ -139,22 +143,22 @@ class SqsTransport:
         return [_delivery(message) for message in answer.get("Messages", [])]
 
     async def delete(self, delivery: Delivery) -> None:
-        await self._call(
-            "delete_message",
-            QueueUrl=self.endpoint.queue_url,
-            ReceiptHandle=delivery.handle,
-        )
+        await self._deletes.submit({"ReceiptHandle": delivery.handle})
 
     async def retry_later(self, delivery: Delivery, delay_seconds: int) -> None:
         await self.extend(delivery, delay_seconds)
 
     async def extend(self, delivery: Delivery, seconds: int) -> None:
-        await self._call(
-            "change_message_visibility",
-            QueueUrl=self.endpoint.queue_url,
-            ReceiptHandle=delivery.handle,
-            VisibilityTimeout=max(0, min(seconds, MAX_VISIBILITY_SECONDS)),
+        timeout = max(0, min(seconds, MAX_VISIBILITY_SECONDS))
+        await self._visibility.submit(
+            {"ReceiptHandle": delivery.handle, "VisibilityTimeout": timeout}
         )
+
+    def _batch_call(self, operation: str) -> BatchCall:
+        async def call(entries: list[dict[str, Any]]) -> Any:
+            return await self._call(operation, QueueUrl=self.endpoint.queue_url, Entries=entries)
+
+        return call
 
     async def release(self, delivery: Delivery) -> None:
         await self.extend(delivery, 0)
