@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -97,32 +96,6 @@ def queue_setup() -> None:
         )
     )
     typer.echo(json.dumps(urls, indent=2))
-
-
-@app.command()
-def preview(
-    expression: Annotated[str, typer.Argument(help="Cron expression, e.g. '0 9 * * 1-5'.")],
-    timezone: Annotated[str, typer.Option("--timezone", "-z", help="IANA time zone.")] = "UTC",
-    count: Annotated[int, typer.Option("--count", "-n", min=1, max=1000)] = 5,
-    after: Annotated[
-        datetime | None, typer.Option(help="Start after this instant (ISO 8601, UTC if naive).")
-    ] = None,
-) -> None:
-    """Show what an expression means and when it fires next, in UTC and in its zone."""
-    from zoneinfo import ZoneInfo
-
-    from keeperhub_scheduler import cron
-
-    start = after or datetime.now(UTC)
-    if start.tzinfo is None:
-        start = start.replace(tzinfo=UTC)
-    fires = cron.next_fire_times(expression, timezone, start, count)
-    zone = ZoneInfo(timezone)
-    typer.echo(cron.describe(expression))
-    for fire in fires:
-        note = cron.dst_note(expression, timezone, fire)
-        local = fire.astimezone(zone).isoformat()
-        typer.echo(f"  {fire.isoformat()}  {local}" + (f"  ({note})" if note else ""))
 
 
 @app.command()
