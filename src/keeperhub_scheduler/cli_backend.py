@@ -71,9 +71,20 @@ def _json(model: BaseModel) -> Json:
 class DatabaseBackend:
     """The management functions, straight on the database (``DATABASE_URL``)."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
-        self.engine = engine
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
+        self._engine: AsyncEngine | None = None
+
+    @property
+    def engine(self) -> AsyncEngine:
+        # Opened on first use: `schedules preview` needs no database, so it needs no DATABASE_URL.
+        if self._engine is None:
+            self._engine = create_engine(self.settings.database, pool_size=2)
+        return self._engine
+
+    async def close(self) -> None:
+        if self._engine is not None:
+            await self._engine.dispose()
 
     async def list_schedules(self, query: ScheduleQuery) -> Json:
         return _json(await management.list_schedules(self.engine, query))
@@ -236,9 +247,8 @@ async def open_backend(api_url: str | None, token: str | None) -> AsyncIterator[
         ) as client:
             yield ApiBackend(client)
         return
-    settings = load_settings()
-    engine = create_engine(settings.database_url.get_secret_value(), pool_size=2)
+    backend = DatabaseBackend(load_settings())
     try:
-        yield DatabaseBackend(engine, settings)
+        yield backend
     finally:
-        await engine.dispose()
+        await backend.close()
