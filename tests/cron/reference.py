@@ -202,37 +202,45 @@ def fires_in_walls(job: RefJob, zone: ZoneInfo, start: datetime, end: datetime) 
     return sorted(fires)
 
 
-def _local_range(zone: ZoneInfo, low: datetime, high: datetime) -> tuple[datetime, datetime]:
-    """Bounds on the local time of every instant in [low, high], sampled each 10 minutes.
+def _sampled_offsets(zone: ZoneInfo, low: datetime, high: datetime) -> list[timedelta]:
+    """The zone's offsets at every 10 minutes of [low, high] and at `high` itself.
 
-    Between two samples local time moves by at most 10 minutes plus a jump at a transition, and
-    a jump lands at or beyond the next sample's reading, so 10 minutes of slack is enough.
+    No offset lasts less than 10 minutes, so this sees every offset the zone has in the range.
     """
-    step = timedelta(minutes=10)
-    readings = []
-    instant = low
-    while instant <= high + step:
-        readings.append(local(zone, instant))
-        instant += step
-    return min(readings) - step, max(readings) + step
+    step, moment, found = timedelta(minutes=10), low, []
+    while moment < high:
+        found.append(moment.astimezone(zone).utcoffset())
+        moment += step
+    found.append(high.astimezone(zone).utcoffset())
+    return [offset for offset in found if offset is not None]
 
 
 def reference_next(expression: str, zone_name: str, after: datetime, count: int) -> list[datetime]:
-    """The first `count` fire times strictly after `after`, by brute force."""
+    """The first `count` fire times strictly after `after`, by brute force.
+
+    Walks matching wall-clock times upwards and stops once no later wall-clock time can give a
+    fire before the count-th one found.
+    """
     job, zone = parse_reference(expression), ZoneInfo(zone_name)
     after = after.astimezone(UTC)
-    span = timedelta(hours=2)
-    while True:
-        until = after + span
-        if span <= timedelta(days=3):
-            wall_low, wall_high = _local_range(zone, after, until)
-        else:  # long spans: no zone is more than 15 hours from UTC
-            wall_low = _local_range(zone, after, after + timedelta(days=2))[0]
-            wall_high = (until + timedelta(hours=15)).replace(tzinfo=None)
-        # A fold soon after `after` repeats earlier wall-clock times; later folds cannot reach
-        # back below local(after), as no two offsets differ by two days.
-        wall_low = min(wall_low, local(zone, after)).replace(microsecond=0)
-        fires = [f for f in fires_in_walls(job, zone, wall_low, wall_high) if after < f <= until]
-        if len(fires) >= count or span > timedelta(days=366 * 60):
-            return fires[:count]
-        span *= 4
+    # A fold soon after `after` shows earlier wall-clock times again: start at the lowest local
+    # time of the next two days (folds are shorter than that).
+    start = after.replace(tzinfo=None) + min(
+        _sampled_offsets(zone, after, after + timedelta(days=2))
+    )
+    fires: list[datetime] = []
+    limit: tuple[datetime, timedelta] | None = None
+    for wall in matching_walls(job, start.replace(microsecond=0), datetime(9999, 12, 28)):
+        for fire in fires_of_wall(job, zone, wall):
+            if fire > after and fire not in fires:
+                fires = sorted([*fires, fire])
+        if len(fires) < count:
+            continue
+        last = fires[count - 1]
+        if limit is None or limit[0] != last:
+            # An instant t <= last whose local time is >= wall satisfies t >= wall - offset(t);
+            # instants more than two days before `last` show local times below any wall here.
+            limit = (last, max(_sampled_offsets(zone, last - timedelta(days=2), last)))
+        if wall - limit[1] > last.replace(tzinfo=None):
+            break
+    return fires[:count]
