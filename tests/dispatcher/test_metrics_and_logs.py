@@ -131,6 +131,6 @@ async def test_once_logs_one_json_summary_line_with_the_counts(
     assert summary["invalid"] == 1
     assert summary["fired"] == summary["relayed"] == len(fired) >= 6
     assert summary["skipped"] == {"coalesced": coalesced}
-    assert coalesced >= 3
+    assert coalesced >= 2  # 4 minutes late: 3 missed, the latest of them fired
     assert summary["relay_failed"] == summary["pending"] == summary["left_over"] == 0
     assert summary["seconds"] > 0

@@ -118,7 +118,10 @@ class Dispatcher:
 
     async def _claim_all(self, stream: RelayStream | None, done: asyncio.Event) -> ClaimResult:
         """Claim batches until a short one; hand each batch's runs to ``stream`` once committed."""
-        batch_size = self.settings.scheduler_claim_batch_size
+        full_size = self.settings.scheduler_claim_batch_size
+        # A small first batch: its runs are committed, and on their way, after a fifth of the
+        # time a full one takes; the batches after it are full size while those are sent.
+        batch_size = max(1, full_size // 5)
         total = ClaimResult()
         try:
             while True:
@@ -136,6 +139,7 @@ class Dispatcher:
                     await stream.put(batch.runs)
                 if batch.schedules < batch_size:
                     return total
+                batch_size = full_size
         finally:
             done.set()
 
