@@ -16,13 +16,13 @@ from __future__ import annotations
 import re
 import zoneinfo
 from bisect import bisect_right
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from functools import lru_cache
 from typing import Final, NamedTuple
 
 from keeperhub_scheduler.errors import InvalidScheduleError
 
-from .days import DAY
+from .days import DAY, LAST_YEAR, UNIX_ORDINAL
 
 UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # The engine works between these instants; local times stay inside datetime's years 1-9999.
@@ -94,7 +94,9 @@ class _Year(NamedTuple):
 
 
 def _year_start(year: int) -> int:
-    return int((datetime(year, 1, 1, tzinfo=UTC) - UNIX_EPOCH).total_seconds())
+    # Year 10000 is asked for as the end of year 9999; datetime cannot build it, ordinals can.
+    ordinal = date(year, 1, 1).toordinal() if year <= LAST_YEAR else date.max.toordinal() + 1
+    return (ordinal - UNIX_ORDINAL) * DAY
 
 
 def year_of(instant: int) -> int:
