@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
@@ -81,6 +81,8 @@ def standin_app(state: StandInState) -> Starlette:
             return JSONResponse({"error": "invalid service key"}, status_code=401)
         try:
             body = json.loads(await request.body())
+        except ClientDisconnect:
+            return Response(status_code=499)  # the caller died mid-request (the chaos run kills it)
         except ValueError:
             return JSONResponse({"error": "body is not JSON"}, status_code=400)
         execution_id = body.get("executionId") if isinstance(body, dict) else None
