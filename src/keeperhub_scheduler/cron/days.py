@@ -67,8 +67,17 @@ def day_fields_ever_match(expr: CronExpression) -> bool:
 
 def next_day(expr: CronExpression, day: int) -> int | None:
     """The first matching day >= `day` (days since 1970-01-01), or None after year 9999."""
-    if day < FIRST_DAY:
-        day = FIRST_DAY
+    asked, answer = expr._next_day_memo[0]
+    if asked <= day <= answer:
+        return answer  # consecutive searches mostly ask about the same day
+    found = _next_day(expr, max(day, FIRST_DAY))
+    if found is not None:
+        expr._next_day_memo[0] = (day, found)
+    return found
+
+
+def _next_day(expr: CronExpression, day: int) -> int | None:
+    """next_day without the memo: month by month, a bit scan in each selected month."""
     start = date.fromordinal(day + UNIX_ORDINAL)
     year, month, day_of_month = start.year, start.month, start.day
     months = expr.months

@@ -90,3 +90,8 @@ class CronExpression:
     _month_masks: dict[tuple[int, int], int] = field(
         default_factory=dict, compare=False, hash=False, repr=False
     )
+    # The last answer of days.next_day as (asked, answer): every day in between has the same
+    # answer. One tuple, replaced whole, so concurrent readers never see half of it.
+    _next_day_memo: list[tuple[int, int]] = field(
+        default_factory=lambda: [(1, 0)], compare=False, hash=False, repr=False
+    )

@@ -11,6 +11,9 @@ the output is increasing by construction, with no sorting or buffering. At a seg
   match at the gap's end itself is not a second fire;
 * a fold (offset shrinks): a fixed-time job skips the wall-clock times the previous segment
   already lived through (``Segment.seen_until``); any other job fires on them again.
+
+When the next match is far beyond a segment, the search jumps close to it (`_resume_at`), so a
+rare schedule does not walk, month by month, through years in which it cannot fire.
 """
 
 from __future__ import annotations
@@ -53,7 +56,23 @@ def _instants(expr: CronExpression, timeline: ZoneTimeline, first: int) -> Itera
                 break
             yield wall - offset
             low = wall + 1
-        instant = end
+        instant = _resume_at(low, wall, offset, end, limit)
+
+
+def _resume_at(low: int, wall: int, offset: int, end: int, limit: int) -> int:
+    """Where to search after a segment in which nothing from wall-clock `low` on matched.
+
+    Usually the next segment, at `end`. But when the next match `wall` is days away, every
+    instant t in [end, wall - offset - 2 days) can be skipped, with the months between never
+    probed. Offsets lie within (-24 h, 24 h), so two of them differ by under two days, hence:
+    local(t) = t + offset(t) < wall, and when `low` is two days or more before this segment's
+    local end, local(t) >= end + offset - 2 days >= low. So t shows a time in [low, wall), where
+    nothing matches: no fire at t, and no gap ending at t skipped a matching time.
+    """
+    target = wall - offset - 2 * DAY
+    if low <= limit - 2 * DAY and target > end:
+        return target
+    return end
 
 
 def _first_instant(after: datetime) -> int:

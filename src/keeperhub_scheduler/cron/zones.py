@@ -3,10 +3,12 @@
 `ZoneInfo` answers "what is the offset at this instant" but does not list its transitions, and a
 search wants the stretches between them: inside one, local time is UTC plus a constant, so a cron
 search there is integer arithmetic with no per-step ZoneInfo call. The transitions of a year are
-found once by asking ZoneInfo for the offset at every UTC midnight of the year and bisecting each
-change down to the second. That is exact as long as two offset changes are never less than a day
-apart; in tzdata 2025b the closest pair in any zone's whole history is four days apart (Freetown,
-1939), and rule-based years have two changes months apart. A year's list is cached per zone.
+found once, a UTC month at a time, by asking ZoneInfo for the offset every two days and bisecting
+each change down to the second. That is exact as long as two offset changes are never less than
+two days apart; in tzdata 2025b the closest pair in any zone's whole history is four days apart
+(Freetown, 1939), and rule-based years have two changes months apart. `test_zones.py` compares the
+result with the stdlib's own reading of the tz files for every zone, 2000-2037. Each month's list
+is cached per zone.
 
 Instants and wall-clock times are integer seconds since 1970-01-01 (see `days.py`).
 """
@@ -23,6 +25,8 @@ from typing import Final, NamedTuple
 from keeperhub_scheduler.errors import InvalidScheduleError
 
 from .days import DAY, LAST_YEAR, UNIX_ORDINAL
+
+_PROBE_STEP: Final = 2 * DAY
 
 UNIX_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # The engine works between these instants; local times stay inside datetime's years 1-9999.
@@ -85,7 +89,9 @@ class Transition(NamedTuple):
     offset_after: int
 
 
-class _Year(NamedTuple):
+class _Month(NamedTuple):
+    """The probed offsets of one calendar month (in UTC) of one zone."""
+
     start: int
     end: int
     start_offset: int
@@ -93,22 +99,31 @@ class _Year(NamedTuple):
     times: tuple[int, ...]
 
 
-def _year_start(year: int) -> int:
-    # Year 10000 is asked for as the end of year 9999; datetime cannot build it, ordinals can.
-    ordinal = date(year, 1, 1).toordinal() if year <= LAST_YEAR else date.max.toordinal() + 1
+def month_of(instant: int) -> int:
+    """The UTC calendar month holding `instant`, as year * 12 + month - 1."""
+    day = (UNIX_EPOCH + timedelta(days=instant // DAY)).date()
+    return day.year * 12 + day.month - 1
+
+
+def _month_start(month: int) -> int:
+    year, index = divmod(month, 12)
+    # The month after December 9999 is asked for as its end; ordinals can say when that is.
+    if year > LAST_YEAR:
+        return (date.max.toordinal() + 1 - UNIX_ORDINAL) * DAY
+    ordinal = date(year, index + 1, 1).toordinal()
     return (ordinal - UNIX_ORDINAL) * DAY
 
 
-def year_of(instant: int) -> int:
-    return (UNIX_EPOCH + timedelta(days=instant // DAY)).year
-
-
 class ZoneTimeline:
-    """One zone's offsets, year by year, as constant segments between its transitions."""
+    """One zone's offsets, month by month, as constant segments between its transitions.
+
+    A month is probed when a search first needs it (about 16 ZoneInfo calls) and kept; a search
+    that jumps over years without a match never probes them.
+    """
 
     def __init__(self, zone: zoneinfo.ZoneInfo) -> None:
         self.zone = zone
-        self._years: dict[int, _Year] = {}
+        self._months: dict[int, _Month] = {}
 
     def offset(self, instant: int) -> int:
         delta = datetime.fromtimestamp(instant, self.zone).utcoffset()
@@ -125,11 +140,13 @@ class ZoneTimeline:
                 high = middle
         return high
 
-    def _probe(self, year: int) -> _Year:
-        start = max(_year_start(year), MIN_INSTANT)
-        end = min(_year_start(year + 1), MAX_INSTANT)
-        # One probe a day, plus the second before the year so a change at its very start counts.
-        probes = [max(start - 1, MIN_INSTANT), *range(start, end, DAY), end - 1]
+    def _probe(self, month: int) -> _Month:
+        start = max(_month_start(month), MIN_INSTANT)
+        end = min(_month_start(month + 1), MAX_INSTANT)
+        # A probe every two days, plus the second before the month so that a change at its very
+        # start counts. Two probes with the same offset are taken to have no change between
+        # them: offset changes are at least four days apart (see the module docstring).
+        probes = [max(start - 1, MIN_INSTANT), *range(start, end, _PROBE_STEP), end - 1]
         found: list[Transition] = []
         previous, previous_offset = probes[0], self.offset(probes[0])
         for probe in probes[1:]:
@@ -139,36 +156,37 @@ class ZoneTimeline:
                 if at >= start:
                     found.append(Transition(at, previous_offset, self.offset(at)))
             previous, previous_offset = probe, offset
-        return _Year(start, end, self.offset(start), tuple(found), tuple(t.at for t in found))
+        return _Month(start, end, self.offset(start), tuple(found), tuple(t.at for t in found))
 
-    def _year(self, year: int) -> _Year:
-        cached = self._years.get(year)
+    def _month(self, month: int) -> _Month:
+        cached = self._months.get(month)
         if cached is None:
-            cached = self._years[year] = self._probe(year)
+            cached = self._months[month] = self._probe(month)
         return cached
 
     def transitions(self, low: int, high: int) -> list[Transition]:
         """The offset changes at instants in [low, high)."""
         found: list[Transition] = []
-        for year in range(year_of(max(low, MIN_INSTANT)), year_of(min(high, MAX_INSTANT)) + 1):
-            found.extend(t for t in self._year(year).transitions if low <= t.at < high)
+        for month in range(month_of(max(low, MIN_INSTANT)), month_of(min(high, MAX_INSTANT)) + 1):
+            found.extend(t for t in self._month(month).transitions if low <= t.at < high)
         return found
 
     def segment(self, instant: int) -> Segment:
         """The segment holding `instant` (MIN_INSTANT <= instant < MAX_INSTANT)."""
-        year_number = year_of(instant)
-        year = self._year(year_number)
-        i = bisect_right(year.times, instant) - 1
-        end = year.times[i + 1] if i + 1 < len(year.times) else year.end
+        number = month_of(instant)
+        month = self._month(number)
+        i = bisect_right(month.times, instant) - 1
+        end = month.times[i + 1] if i + 1 < len(month.times) else month.end
         if i >= 0:
-            at, before, offset = year.transitions[i]
+            at, before, offset = month.transitions[i]
             return Segment(at, end, offset, before, at + before)
-        # A year edge, not a transition: a fold just before it may still reach past it.
-        seen_until = year.start + year.start_offset
-        previous = self._year(year_number - 1).transitions if year_number > 1 else ()
-        if previous:
-            seen_until = max(seen_until, previous[-1].at + previous[-1].offset_before)
-        return Segment(year.start, end, year.start_offset, year.start_offset, seen_until)
+        # A month edge, not a transition: a fold just before it may still reach past it.
+        seen_until = month.start + month.start_offset
+        if month.start > MIN_INSTANT:
+            previous = self._month(number - 1).transitions
+            if previous:
+                seen_until = max(seen_until, previous[-1].at + previous[-1].offset_before)
+        return Segment(month.start, end, month.start_offset, month.start_offset, seen_until)
 
 
 @lru_cache(maxsize=1024)
