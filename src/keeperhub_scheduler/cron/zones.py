@@ -2,13 +2,13 @@
 
 `ZoneInfo` answers "what is the offset at this instant" but does not list its transitions, and a
 search wants the stretches between them: inside one, local time is UTC plus a constant, so a cron
-search there is integer arithmetic with no per-step ZoneInfo call. The transitions of a year are
-found once, a UTC month at a time, by asking ZoneInfo for the offset every two days and bisecting
-each change down to the second. That is exact as long as two offset changes are never less than
-two days apart; in tzdata 2025b the closest pair in any zone's whole history is four days apart
-(Freetown, 1939), and rule-based years have two changes months apart. `test_zones.py` compares the
-result with the stdlib's own reading of the tz files for every zone, 2000-2037. Each month's list
-is cached per zone.
+search there is integer arithmetic with no per-step ZoneInfo call. Transitions are found a UTC
+month at a time, when a search first needs that month, by asking ZoneInfo for the offset every
+two days and bisecting each change down to the second. That is exact as long as two offset
+changes are never less than two days apart; in tzdata 2025b the closest pair in any zone's whole
+history is four days apart (Freetown, 1939), and rule-based years have two changes months apart.
+`test_zones.py` compares the result with the stdlib's own reading of the tz files for every zone,
+2000-2037. Each month's list is cached per zone.
 
 Instants and wall-clock times are integer seconds since 1970-01-01 (see `days.py`).
 """
@@ -76,7 +76,7 @@ class Segment(NamedTuple):
     start: int
     end: int
     offset: int
-    # The offset just before `start`: larger for a gap, smaller for a fold, equal at a year edge.
+    # The offset just before `start`: smaller at a gap, larger at a fold, equal at a month edge.
     offset_before: int
     # Wall-clock times below this were already lived through before `start` (a fold's second
     # pass); at most start + offset when there is no fold.
