@@ -13,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Text, case, cast, func, or_, update
+from sqlalchemy import BigInteger, Integer, Interval, Text, bindparam, case, cast, func, or_, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
@@ -37,30 +37,68 @@ async def record(
 
     False when the run is no longer ours (our lease lapsed and another executor took it).
     """
-    final = status in FINAL
     if engine.dialect.name == "postgresql":
-        now: Any = func.now()
-        run_update = _run_update(run, status, http_status, error, retry_in, now)
-        async with engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            if not final:
-                return bool((await connection.execute(run_update)).rowcount)
-            written = run_update.returning(R.c.schedule_id).cte("written")
-            statement = (
-                _schedule_update(run, status, error, now, "postgresql")
-                .where(S.c.id == written.c.schedule_id)
-                .returning(S.c.id)
-            )
-            return (await connection.execute(statement)).first() is not None
+        return await _record_postgres(engine, run, status, http_status, error, retry_in)
+    return await _record_sqlite(engine, run, status, http_status, error, retry_in)
+
+
+async def _record_postgres(
+    engine: AsyncEngine,
+    run: ClaimedRun,
+    status: str,
+    http_status: int | None,
+    error: str | None,
+    retry_in: float | None,
+) -> bool:
+    parameters: dict[str, Any] = {
+        "b_run_id": run.id,
+        "b_attempt": run.attempt,
+        "b_status": status,
+        "b_http_status": http_status,
+        "b_error": error,
+    }
+    if status in FINAL:
+        statement = FINAL_RECORD
+        parameters |= {"b_scheduled_for": run.scheduled_for, "b_last_status": _last_status(status)}
+    else:
+        statement = RETRY_RECORD
+        parameters["b_retry_in"] = timedelta(seconds=retry_in or 0)
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return (await connection.execute(statement, parameters)).first() is not None
+
+
+async def _record_sqlite(
+    engine: AsyncEngine,
+    run: ClaimedRun,
+    status: str,
+    http_status: int | None,
+    error: str | None,
+    retry_in: float | None,
+) -> bool:
+    final = status in FINAL
+    now = datetime.now(UTC)  # SQLite has no clock of its own in a comparable form
+    retry_at = now + timedelta(seconds=retry_in or 0)
+    values = _run_values(
+        status, http_status, error, now if final else None, None if final else retry_at
+    )
     async with engine.begin() as connection:
-        now = datetime.now(UTC)  # SQLite has no clock of its own in a comparable form
-        run_update = _run_update(run, status, http_status, error, retry_in, now)
-        if not (await connection.execute(run_update)).rowcount:
+        written = await connection.execute(
+            update(R).where(_ours(run.id, run.attempt)).values(**values)
+        )
+        if not written.rowcount:
             return False
         if final:
-            schedule_update = _schedule_update(run, status, error, now, "sqlite")
-            await connection.execute(schedule_update.where(S.c.id == run.schedule_id))
+            outcome = _schedule_values(
+                run.scheduled_for, _last_status(status), error, now, "sqlite"
+            )
+            await connection.execute(update(S).where(S.c.id == run.schedule_id).values(**outcome))
         return True
+
+
+def _last_status(status: str) -> str:
+    """KeeperHub's words for the outcome."""
+    return "success" if status == "succeeded" else "error"
 
 
 async def extend_lease(engine: AsyncEngine, run: ClaimedRun, lease: timedelta) -> bool:
@@ -71,58 +109,45 @@ async def extend_lease(engine: AsyncEngine, run: ClaimedRun, lease: timedelta) -
             await connection.execution_options(isolation_level="AUTOCOMMIT")
         now: Any = func.now() if postgres else datetime.now(UTC)
         result = await connection.execute(
-            update(R).where(_ours(run)).values(lease_until=now + lease)
+            update(R).where(_ours(run.id, run.attempt)).values(lease_until=now + lease)
         )
         if not postgres:
             await connection.commit()
         return bool(result.rowcount)
 
 
-def _ours(run: ClaimedRun) -> Any:
-    return (R.c.id == run.id) & (R.c.status == "running") & (R.c.attempts == run.attempt)
+def _ours(run_id: Any, attempt: Any) -> Any:
+    return (R.c.id == run_id) & (R.c.status == "running") & (R.c.attempts == attempt)
 
 
-def _run_update(
-    run: ClaimedRun,
-    status: str,
-    http_status: int | None,
-    error: str | None,
-    retry_in: float | None,
-    now: Any,
-) -> Any:
-    retrying = status == "retrying"
-    return (
-        update(R)
-        .where(_ours(run))
-        .values(
-            status=status,
-            http_status=http_status,
-            error=error,
-            lease_until=None,
-            finished_at=None if retrying else now,
-            next_attempt_at=now + timedelta(seconds=retry_in or 0) if retrying else None,
-        )
-    )
+def _run_values(
+    status: Any, http_status: Any, error: Any, finished_at: Any, next_attempt_at: Any
+) -> dict[str, Any]:
+    return {
+        "status": status,
+        "http_status": http_status,
+        "error": error,
+        "lease_until": None,
+        "finished_at": finished_at,
+        "next_attempt_at": next_attempt_at,
+    }
 
 
-def _schedule_update(
-    run: ClaimedRun, status: str, error: str | None, now: Any, dialect: str
-) -> Any:
+def _schedule_values(
+    scheduled_for: Any, last_status: Any, error: Any, now: Any, dialect: str
+) -> dict[str, Any]:
     """run_count + 1 (KeeperHub keeps it as text), last_run_at, and last_status/last_error
     unless a later occurrence has already reported (outcomes may arrive out of order)."""
-    newer = or_(S.c.last_status_for.is_(None), S.c.last_status_for <= run.scheduled_for)
-    return update(S).values(
-        run_count=_incremented_run_count(dialect),
-        last_run_at=case(
-            (or_(S.c.last_run_at.is_(None), S.c.last_run_at < now), now),
-            else_=S.c.last_run_at,
+    newer = or_(S.c.last_status_for.is_(None), S.c.last_status_for <= scheduled_for)
+    return {
+        "run_count": _incremented_run_count(dialect),
+        "last_run_at": case(
+            (or_(S.c.last_run_at.is_(None), S.c.last_run_at < now), now), else_=S.c.last_run_at
         ),
-        last_status=case(
-            (newer, "success" if status == "succeeded" else "error"), else_=S.c.last_status
-        ),
-        last_error=case((newer, error), else_=S.c.last_error),
-        last_status_for=case((newer, run.scheduled_for), else_=S.c.last_status_for),
-    )
+        "last_status": case((newer, last_status), else_=S.c.last_status),
+        "last_error": case((newer, error), else_=S.c.last_error),
+        "last_status_for": case((newer, scheduled_for), else_=S.c.last_status_for),
+    }
 
 
 def _incremented_run_count(dialect: str) -> Any:
@@ -132,3 +157,46 @@ def _incremented_run_count(dialect: str) -> Any:
         return case((numeric, cast(cast(count, BigInteger) + 1, Text)), else_="1")
     numeric = count.op("NOT GLOB")("*[^0-9]*")
     return case((numeric, cast(cast(count, Integer) + 1, Text)), else_="1")
+
+
+def _postgres_statements() -> tuple[Any, Any]:
+    """The two PostgreSQL records, built once: the hot path only binds its parameters.
+
+    A final outcome is one statement: the run's UPDATE as a CTE, and the schedule's UPDATE
+    joined to it, so the schedule changes only if the run was still ours."""
+    now = func.now()
+    run_id, attempt = bindparam("b_run_id", type_=Text()), bindparam("b_attempt", type_=Integer())
+    status = bindparam("b_status", type_=Text())
+    http_status, error = (
+        bindparam("b_http_status", type_=Integer()),
+        bindparam("b_error", type_=Text()),
+    )
+    retry = (
+        update(R)
+        .where(_ours(run_id, attempt))
+        .values(
+            **_run_values(
+                status, http_status, error, None, now + bindparam("b_retry_in", type_=Interval())
+            )
+        )
+        .returning(R.c.id)
+    )
+    written = (
+        update(R)
+        .where(_ours(run_id, attempt))
+        .values(**_run_values(status, http_status, error, now, None))
+        .returning(R.c.schedule_id)
+        .cte("written")
+    )
+    scheduled_for = bindparam("b_scheduled_for", type_=S.c.last_status_for.type)
+    last_status = bindparam("b_last_status", type_=Text())
+    final = (
+        update(S)
+        .where(S.c.id == written.c.schedule_id)
+        .values(**_schedule_values(scheduled_for, last_status, error, now, "postgresql"))
+        .returning(S.c.id)
+    )
+    return final, retry
+
+
+FINAL_RECORD, RETRY_RECORD = _postgres_statements()
