@@ -42,8 +42,12 @@ def stop_on_signals() -> asyncio.Event:
 
 
 @contextlib.asynccontextmanager
-async def opened(settings: Settings) -> AsyncIterator[tuple[AsyncEngine, Transport]]:
-    engine = create_engine(settings.database, pool_size=settings.scheduler_db_pool_size)
+async def opened(
+    settings: Settings, *, pre_ping: bool = True
+) -> AsyncIterator[tuple[AsyncEngine, Transport]]:
+    engine = create_engine(
+        settings.database, pool_size=settings.scheduler_db_pool_size, pre_ping=pre_ping
+    )
     transport: Transport
     if settings.sqs_queue_url:
         transport = await SqsTransport(
@@ -121,7 +125,10 @@ def build_executor(
 
 
 async def run_executor(settings: Settings) -> int:
-    async with opened(settings) as (engine, transport):
+    # Two one-statement checkouts per run (claim, record): a ping before each would be a third
+    # of the executor's database round trips. A connection found dead fails one statement,
+    # which the executor runs once more on a fresh one (executor/database.py).
+    async with opened(settings, pre_ping=False) as (engine, transport):
         executor, keeperhub = build_executor(settings, engine, transport)
         stop = stop_on_signals()
         app = health_app(executor.heartbeat, readiness(engine, transport))

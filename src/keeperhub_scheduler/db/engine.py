@@ -30,7 +30,7 @@ def redacted(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
+def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
     url = sqlalchemy_url(database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -40,7 +40,7 @@ def create_engine(database_url: str, *, pool_size: int = 10) -> AsyncEngine:
         url,
         pool_size=pool_size,
         max_overflow=pool_size // 2,  # bursts; keeps many processes under max_connections
-        pool_pre_ping=True,
+        pool_pre_ping=pre_ping,  # the executor opts out: see processes.run_executor
         connect_args={"application_name": APPLICATION_NAME},
     )
     event.listen(engine.sync_engine, "connect", _mark_our_sessions)
