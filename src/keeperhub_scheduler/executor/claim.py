@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
+from keeperhub_scheduler.executor.database import once_more_if_disconnected
 from keeperhub_scheduler.ids import new_run_id
 from keeperhub_scheduler.messages import RunMessage
 
@@ -87,22 +88,33 @@ async def claim(
     and the run is left untouched, so a stray or unsigned message can neither run nor spoil it.
     """
     if engine.dialect.name == "postgresql":
-        async with engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
-            parameters = {
-                "b_run_id": run_id,
-                "b_workflow_id": message.workflow_id,
-                "b_schedule_id": message.schedule_id,
-                "b_lease": lease,
-            }
-            row = (await connection.execute(FAST_CLAIM, parameters)).first()
-            if row is not None:
-                run = _claimed(row)
-                reason = _switched_off(row, row.now)
-                if reason is None:
-                    return run
-                await connection.execute(_skip_statement(run, reason, func.now()))
-                return Skipped(run, reason)
+        return await once_more_if_disconnected(
+            lambda: _claim_postgres(engine, message, run_id, lease)
+        )
+    return await _claim_in_transaction(engine, message, run_id, lease)
+
+
+async def _claim_postgres(
+    engine: AsyncEngine, message: RunMessage, run_id: str, lease: timedelta
+) -> ClaimedRun | Skipped | Refusal:
+    """One autocommitted statement for a run that needs no overlap check; otherwise (or when
+    the run cannot be claimed, to learn why) the transactional path."""
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        parameters = {
+            "b_run_id": run_id,
+            "b_workflow_id": message.workflow_id,
+            "b_schedule_id": message.schedule_id,
+            "b_lease": lease,
+        }
+        row = (await connection.execute(FAST_CLAIM, parameters)).first()
+        if row is not None:
+            run = _claimed(row)
+            reason = _switched_off(row, row.now)
+            if reason is None:
+                return run
+            await connection.execute(_skip_statement(run, reason, func.now()))
+            return Skipped(run, reason)
     return await _claim_in_transaction(engine, message, run_id, lease)
 
 

@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.executor.claim import ClaimedRun
+from keeperhub_scheduler.executor.database import once_more_if_disconnected
 
 R = schedule_runs
 S = workflow_schedules
@@ -38,7 +39,9 @@ async def record(
     False when the run is no longer ours (our lease lapsed and another executor took it).
     """
     if engine.dialect.name == "postgresql":
-        return await _record_postgres(engine, run, status, http_status, error, retry_in)
+        return await once_more_if_disconnected(
+            lambda: _record_postgres(engine, run, status, http_status, error, retry_in)
+        )
     return await _record_sqlite(engine, run, status, http_status, error, retry_in)
 
 

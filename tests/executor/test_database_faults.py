@@ -1,0 +1,64 @@
+"""The executor's connections are not pinged before use: a connection that died meanwhile (a
+PostgreSQL restart, a failover) must cost one retried statement, never a run or a second call."""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+
+import psycopg
+import pytest
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
+from tests.executor.conftest import StandIn
+from tests.executor.world import (
+    FIRST_OCCURRENCE,
+    add_runs,
+    add_schedule,
+    relay,
+    running_executor,
+    wait_for_runs,
+)
+from tests.support import postgres
+
+
+def terminate_connections(database_url: str) -> int:
+    """Kill every server process of this database, as a restart would; how many there were."""
+    name = make_url(database_url).database
+    with psycopg.connect(postgres.admin_url(), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return len(rows)
+
+
+async def test_connections_killed_between_runs_cost_no_run_and_no_second_call(
+    database_url: str,
+    engine: AsyncEngine,
+    queue: QueueEndpoint,
+    transport: SqsTransport,
+    standin: StandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    schedule = await add_schedule(engine)
+    [first] = await add_runs(engine, schedule)
+    await relay(engine, transport)
+
+    async with running_executor(database_url, queue, standin.url):
+        await wait_for_runs(engine, [first])
+        assert terminate_connections(database_url) > 0  # the executor's pooled ones among them
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="keeperhub_scheduler.executor"):
+            [second] = await add_runs(engine, schedule, first=FIRST_OCCURRENCE + timedelta(hours=1))
+            await relay(engine, transport)
+            runs = await wait_for_runs(engine, [second])
+
+    assert runs[second]["status"] == "succeeded"
+    assert sorted(call["executionId"] for call in standin.state.calls) == sorted([first, second])
+    messages = [record.getMessage() for record in caplog.records]
+    assert "database connection was lost; running the statement once more" in messages
+    assert "delivery failed; it will be redelivered" not in messages
