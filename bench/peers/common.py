@@ -12,11 +12,13 @@ import contextlib
 import json
 import os
 import secrets
+import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -27,10 +29,32 @@ from keeperhub_scheduler.messages import RunMessage, encode
 from keeperhub_scheduler.timing import Timing
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client, setup_queues
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.*
+from tests.dispatcher.private_localstack import PrivateLocalStack
+
 ADMIN_URL = os.environ.get(
     "BENCH_DATABASE_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
-ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+SHARED_ENDPOINT = os.environ.get("AWS_ENDPOINT_URL", "http://127.0.0.1:4566")
+_endpoint: list[str] = [SHARED_ENDPOINT]  # the LocalStack in use; see ``localstack``
+_localstack_pid: list[int | None] = [None]
+SHARED_PID_FILE = Path(__file__).resolve().parents[2] / ".cache" / "localstack" / "localstack.pid"
+
+
+def endpoint_url() -> str:
+    return _endpoint[0]
+
+
+def localstack_pid() -> int | None:
+    """The PID of the LocalStack in use (for its CPU time), when known."""
+    if _localstack_pid[0] is not None:
+        return _localstack_pid[0]
+    try:
+        return int(SHARED_PID_FILE.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 SIGNING_KEY = b"bench-signing-key"
 YEARLY = "0 0 1 1 *"
 # One occurrence each, due at the same instant: the last New Year. The dispatchers measured are
@@ -100,13 +124,36 @@ def count(url: str, sql: str) -> int:
 
 
 # --- queues --------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def localstack(private: bool, workdir: Path) -> Iterator[str]:
+    """The LocalStack to measure against: by default one of the benchmark's own.
+
+    LocalStack is one Python process: on the shared one every other test's SQS traffic takes
+    its turn between ours, and the limit (a) would move while (b) runs.
+    """
+    if not private:
+        _endpoint[0] = SHARED_ENDPOINT
+        yield SHARED_ENDPOINT
+        return
+    instance = PrivateLocalStack(workdir / f"localstack-{os.getpid()}")
+    instance.start()
+    _endpoint[0] = instance.endpoint_url
+    _localstack_pid[0] = instance.process.pid if instance.process else None
+    try:
+        yield instance.endpoint_url
+    finally:
+        instance.stop()
+        _endpoint[0] = SHARED_ENDPOINT
+        _localstack_pid[0] = None
+
+
 def endpoint(name: str) -> QueueEndpoint:
-    account = f"{ENDPOINT}/000000000000"
+    account = f"{endpoint_url()}/000000000000"
     return QueueEndpoint(
         queue_url=f"{account}/{name}",
         dlq_url=f"{account}/{name}-dlq",
         region="us-east-1",
-        endpoint_url=ENDPOINT,
+        endpoint_url=endpoint_url(),
         access_key_id="test",
         secret_access_key="test",
     )
