@@ -80,6 +80,24 @@ class Executors:
                 kill(process)
 
 
+def executors_for(
+    tmp_path: Path,
+    database_url: str,
+    queue: QueueEndpoint,
+    standin: StandInProcess,
+    visibility: int,
+) -> Executors:
+    env = environment(
+        database_url,
+        queue,
+        standin.url,
+        SCHEDULER_VISIBILITY_TIMEOUT_SECONDS=str(visibility),
+        SCHEDULER_RECEIVE_WAIT_SECONDS="5",
+        SCHEDULER_LOG_FORMAT="text",
+    )
+    return Executors(tmp_path, env)
+
+
 @pytest.fixture
 def executors(
     tmp_path: Path,
@@ -87,15 +105,18 @@ def executors(
     crash_queue: QueueEndpoint,
     standin_process: StandInProcess,
 ) -> Iterator[Executors]:
-    env = environment(
-        database_url,
-        crash_queue,
-        standin_process.url,
-        SCHEDULER_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY),
-        SCHEDULER_RECEIVE_WAIT_SECONDS="5",
-        SCHEDULER_LOG_FORMAT="text",
-    )
-    processes = Executors(tmp_path, env)
+    """Executors on the crash queue (a 6-second visibility timeout, the setting to match)."""
+    processes = executors_for(tmp_path, database_url, crash_queue, standin_process, VISIBILITY)
+    yield processes
+    processes.kill_all()
+
+
+@pytest.fixture
+def executors_30s(
+    tmp_path: Path, database_url: str, queue: QueueEndpoint, standin_process: StandInProcess
+) -> Iterator[Executors]:
+    """Executors on a queue with the default 30-second visibility timeout."""
+    processes = executors_for(tmp_path, database_url, queue, standin_process, 30)
     yield processes
     processes.kill_all()
 
@@ -149,8 +170,11 @@ async def test_sigterm_with_50_calls_in_flight_finishes_them_all_and_exits_0(
     standin_process.post("/_control/script", {"responses": slow})
     await relay(engine, crash_transport)
 
-    # Room for more than 50, so the receive loops are in their long polls when SIGTERM comes.
-    executor = executors.start(SCHEDULER_EXECUTOR_CONCURRENCY="100")
+    # Room for more than 50, so the receive loops are in their long polls when SIGTERM comes;
+    # polls of 20 s (the default), so the late messages surely arrive while they are.
+    executor = executors.start(
+        SCHEDULER_EXECUTOR_CONCURRENCY="100", SCHEDULER_RECEIVE_WAIT_SECONDS="20"
+    )
     await wait_until(lambda: len(standin_process.calls()) == 50, 60, "50 calls in flight")
     executor.send_signal(signal.SIGTERM)
     last = (await run_row(engine, run_ids[-1]))["scheduled_for"]
@@ -164,30 +188,35 @@ async def test_sigterm_with_50_calls_in_flight_finishes_them_all_and_exits_0(
     late = [await run_row(engine, run_id) for run_id in late_ids]
     assert {(run["status"], run["attempts"]) for run in late} == {("enqueued", 0)}
     assert await sqs.queue_counts(crash_queue) == (10, 0)
+    assert "handing back deliveries received while draining" in executors.logs()
 
 
 async def test_two_executors_on_one_queue_call_each_of_2000_runs_exactly_once(
     engine: AsyncEngine,
-    crash_queue: QueueEndpoint,
-    crash_transport: SqsTransport,
+    queue: QueueEndpoint,
+    transport: SqsTransport,
     standin_process: StandInProcess,
-    executors: Executors,
+    executors_30s: Executors,
 ) -> None:
     run_ids: list[str] = []
     for _ in range(100):
         schedule = await add_schedule(engine)
         run_ids += await add_runs(engine, schedule, 20)
-    await relay(engine, crash_transport)
+    await relay(engine, transport)
 
-    pair = [executors.start(), executors.start()]
+    pair = [executors_30s.start(), executors_30s.start()]
     runs = await wait_for_runs(engine, run_ids, timeout=240)
     for process in pair:
         process.send_signal(signal.SIGTERM)
     codes = [await exit_code(process) for process in pair]
 
-    assert codes == [0, 0], executors.logs()[-3000:]
+    assert codes == [0, 0], executors_30s.logs()[-3000:]
     assert {run["status"] for run in runs.values()} == {"succeeded"}
+    assert {run["attempts"] for run in runs.values()} == {1}
     counts = calls_per_execution(standin_process)
     assert sorted(counts) == sorted(run_ids)
     assert set(counts.values()) == {1}
-    assert await sqs.queue_counts(crash_queue) == (0, 0)
+    assert await sqs.queue_counts(queue) == (0, 0)
+    # Both took part: the queue was shared, not drained by whichever started first.
+    logs = [path.read_text() for path in sorted(executors_30s.tmp_path.glob("executor-*.log"))]
+    assert all("run finished" in log for log in logs)

@@ -141,10 +141,20 @@ class Executor:
 
     async def _hand_back(self, deliveries: list[Delivery]) -> None:
         """Received during shutdown, never started: visible again at once for another executor."""
-        for delivery in deliveries:
-            with contextlib.suppress(TransportError):
-                await self.transport.release(delivery)
-            await self.slots.release(1)
+        if deliveries:
+            log.info(
+                "handing back deliveries received while draining", extra={"count": len(deliveries)}
+            )
+        results = await asyncio.gather(
+            *(self.transport.release(delivery) for delivery in deliveries), return_exceptions=True
+        )
+        failed = sum(isinstance(result, Exception) for result in results)
+        if failed:
+            log.warning(
+                "could not hand back deliveries; they reappear after their visibility timeout",
+                extra={"count": failed},
+            )
+        await self.slots.release(len(deliveries))
 
 
 async def _finish_by(tasks: Collection[asyncio.Task[None]], deadline: float) -> int:
