@@ -26,6 +26,7 @@ from tests.dispatcher.helpers import (
     fired,
     floor_minute,
     occurrences_between,
+    running_dispatcher,
     runs_of,
     skips,
 )
@@ -126,3 +127,33 @@ async def test_once_twice_in_the_same_minute_sends_nothing_twice(
 def assert_no_occurrence_twice(received: list[Received]) -> None:
     occurrences = [(item.message.schedule_id, item.message.trigger_time) for item in received]
     assert len(occurrences) == len(set(occurrences))
+
+
+async def test_a_catch_up_larger_than_the_send_buffer_sends_each_run_once(
+    database_url: str, queue: QueueEndpoint
+) -> None:
+    """fire_all after five minutes away: 300 runs per schedule from one claim, more than the
+    sender holds at once; what does not fit goes back to the outbox and out from there."""
+    away = db_now(database_url) - timedelta(minutes=5)
+    for n in range(10):
+        add_planned_schedule(
+            database_url,
+            f"catch-up-{n}",
+            "* * * * * *",
+            decided_through=away,
+            misfire_policy="fire_all",
+            max_catchup_runs=1000,
+        )
+    async with running_dispatcher(database_url, queue) as dispatcher:
+        result = await dispatcher.run_pass()
+        assert result.fired > 2000  # the sender's buffer holds 2,000
+        assert result.relayed == result.fired
+        assert result.pending == 0
+
+    runs = runs_of(database_url)
+    assert skips(runs) == []
+    every_second = Timing.of("* * * * * *")
+    for n in range(10):
+        own = [run for run in runs if run["schedule_id"] == f"catch-up-{n}"]
+        assert fired(own) == occurrences_between(every_second, away, own[-1]["scheduled_for"])
+    assert_one_message_per_run(await drain(queue, expect=len(runs), wait=60), runs)

@@ -78,12 +78,20 @@ class RelayStream:
             )
 
     async def put(self, runs: Sequence[PendingRun]) -> None:
-        """Send these leased runs (or give their leases back if the stream has failed)."""
+        """Send these leased runs (or give their leases back if the stream has failed).
+
+        What does not fit in the buffer (a catch-up that fired many occurrences per schedule)
+        has its lease given back at once: left leased in memory it could outlive the lease and
+        be sent by another dispatcher too. The leftover feed brings it back as room frees up.
+        """
         if self.failed:
             await self._give_back(runs)
             return
-        for run in runs:
+        room = max(0, self.buffer - self._runs.qsize())
+        for run in runs[:room]:
             self._runs.put_nowait(run)
+        if len(runs) > room:
+            await release(self.engine, [run.id for run in runs[room:]])
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> RelayStream:
