@@ -1,0 +1,147 @@
+"""The queue message: what the dispatcher sends, what the executor accepts, and why it refuses
+the rest (each reason goes to the dead-letter queue with the message)."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta, timezone
+
+import pytest
+
+from keeperhub_scheduler.messages import (
+    MAX_BODY_BYTES,
+    InvalidMessageError,
+    RunMessage,
+    decode,
+    encode,
+    format_instant,
+    parse_instant,
+    sign,
+)
+
+KEY = b"signing-key"
+WHEN = datetime(2026, 3, 29, 1, 30, 0, 123000, tzinfo=UTC)
+MESSAGE = RunMessage("wf_abc-123", "sched_9", WHEN, "01a2b3c4-0000-7000-8000-000000000000")
+
+
+def refused(body: str, attributes: dict[str, str], *, require: bool = True) -> str:
+    with pytest.raises(InvalidMessageError) as caught:
+        decode(body, attributes, KEY, require_signature=require)
+    return caught.value.reason
+
+
+def test_encode_writes_the_contract_body_and_attributes() -> None:
+    body, attributes = encode(MESSAGE, KEY)
+
+    assert json.loads(body) == {
+        "workflowId": "wf_abc-123",
+        "scheduleId": "sched_9",
+        "triggerTime": "2026-03-29T01:30:00.123Z",
+        "triggerType": "schedule",
+        "runId": "01a2b3c4-0000-7000-8000-000000000000",
+    }
+    assert attributes == {
+        "TriggerType": "schedule",
+        "WorkflowId": "wf_abc-123",
+        "Signature": sign(body, KEY),
+    }
+    assert attributes["Signature"].startswith("v1=")
+
+
+def test_a_signed_message_decodes_to_what_was_encoded() -> None:
+    body, attributes = encode(MESSAGE, KEY)
+    assert decode(body, attributes, KEY, require_signature=True) == MESSAGE
+
+
+def test_without_a_key_nothing_is_signed_and_unsigned_messages_are_accepted() -> None:
+    body, attributes = encode(MESSAGE, None)
+    assert "Signature" not in attributes
+    assert decode(body, attributes, None, require_signature=False) == MESSAGE
+
+
+def test_the_originals_format_has_no_run_id_and_is_accepted() -> None:
+    body = json.dumps(
+        {"workflowId": "wf1", "scheduleId": "s1", "triggerTime": "2026-03-29T01:30:00.000Z",
+         "triggerType": "schedule"}
+    )  # fmt: skip
+    message = decode(body, {}, KEY, require_signature=False)
+    assert message == RunMessage("wf1", "s1", datetime(2026, 3, 29, 1, 30, tzinfo=UTC), None)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        ("{", "malformed JSON: Expecting property name enclosed in double quotes"),
+        ("[1, 2]", "body is not a JSON object"),
+        ("{}", "field workflowId is missing or not a string"),
+        ('{"workflowId": 7}', "field workflowId is missing or not a string"),
+        ('{"workflowId": "../x"}', "field workflowId is not a valid id"),
+        ('{"workflowId": "a/b"}', "field workflowId is not a valid id"),
+        ('{"workflowId": "a%2Fb"}', "field workflowId is not a valid id"),
+        ('{"workflowId": "w"}', "field scheduleId is missing or not a string"),
+        ('{"workflowId": "w", "scheduleId": "s"}', "field triggerTime is missing or not a string"),
+        (
+            '{"workflowId": "w", "scheduleId": "s", "triggerTime": "yesterday"}',
+            "field triggerTime is not an ISO 8601 instant: 'yesterday'",
+        ),
+        (
+            '{"workflowId": "w", "scheduleId": "s", "triggerTime": "2026-03-29T01:30:00"}',
+            "field triggerTime is not an ISO 8601 instant: '2026-03-29T01:30:00'",
+        ),
+        (
+            '{"workflowId": "w", "scheduleId": "s", "triggerTime": "2026-03-29T01:30:00Z",'
+            ' "triggerType": "webhook"}',
+            "field triggerType must be 'schedule', not 'webhook'",
+        ),
+        (
+            '{"workflowId": "w", "scheduleId": "s", "triggerTime": "2026-03-29T01:30:00Z",'
+            ' "runId": "a b"}',
+            "field runId is not a valid id",
+        ),
+    ],
+)
+def test_a_wrong_body_is_refused_with_a_reason(body: str, reason: str) -> None:
+    assert refused(body, {"Signature": sign(body, KEY)}) == reason
+
+
+def test_a_body_too_large_is_refused_before_anything_else() -> None:
+    body = "x" * (MAX_BODY_BYTES + 1)
+    assert refused(body, {}) == f"body larger than {MAX_BODY_BYTES} bytes"
+
+
+def test_signatures() -> None:
+    body, attributes = encode(MESSAGE, KEY)
+    forged = "signature does not match the body (forged or corrupted)"
+    assert refused(body, {"Signature": sign(body, b"another key")}) == forged
+    assert refused(body.replace("sched_9", "sched_8"), attributes) == forged
+    assert refused(body, {"Signature": "v1=" + "0" * 64}) == forged
+    assert refused(body, {}) == "unsigned message (a signature is required)"
+    # Signed, but this executor holds no key to check it: refused only when one is required.
+    with pytest.raises(InvalidMessageError, match="no signing key is configured"):
+        decode(body, attributes, None, require_signature=True)
+    assert decode(body, attributes, None, require_signature=False) == MESSAGE
+    # Not required: an unsigned message passes, a wrongly signed one still does not.
+    assert decode(body, {}, KEY, require_signature=False) == MESSAGE
+    assert refused(body, {"Signature": sign(body, b"another key")}, require=False) == forged
+
+
+@pytest.mark.parametrize(
+    ("text", "instant"),
+    [
+        ("2026-03-29T01:30:00Z", datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+        ("2026-03-29T01:30:00.5z", datetime(2026, 3, 29, 1, 30, 0, 500000, tzinfo=UTC)),
+        ("2026-03-29T03:30:00+02:00", datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),
+    ],
+)
+def test_instants_are_read_in_any_offset_and_held_in_utc(text: str, instant: datetime) -> None:
+    parsed = parse_instant(text)
+    assert parsed == instant
+    assert parsed.utcoffset() == timedelta(0)
+
+
+def test_instants_are_written_like_javascript_and_keep_microseconds() -> None:
+    assert format_instant(WHEN) == "2026-03-29T01:30:00.123Z"
+    assert format_instant(WHEN.replace(microsecond=123456)) == "2026-03-29T01:30:00.123456Z"
+    berlin = WHEN.astimezone(timezone(timedelta(hours=2)))
+    assert format_instant(berlin) == "2026-03-29T01:30:00.123Z"
+    assert parse_instant(format_instant(WHEN)) == WHEN
