@@ -1,0 +1,149 @@
+"""The KeeperHub client against the stand-in over real HTTP: the contract it sends, and how each
+answer is classified (succeeded, retry, failed) with its error and Retry-After."""
+
+from __future__ import annotations
+
+import email.utils
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from keeperhub_scheduler.keeperhub import ExecuteRequest, KeeperHubClient
+from keeperhub_scheduler.standin import Scripted, StandInState
+from tests.support.standin import free_port, running_standin
+
+WHEN = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+REQUEST = ExecuteRequest("01a2b3c4-0000-7000-8000-000000000000", "wf_1", "sched_1", WHEN)
+
+
+@pytest.fixture
+async def standin() -> AsyncIterator[tuple[str, StandInState]]:
+    async with running_standin() as served:
+        yield served
+
+
+@pytest.fixture
+async def client(standin: tuple[str, StandInState]) -> AsyncIterator[KeeperHubClient]:
+    keeperhub = KeeperHubClient(standin[0], "service-key", read_timeout=1.0)
+    yield keeperhub
+    await keeperhub.close()
+
+
+async def test_the_call_carries_the_contract(
+    client: KeeperHubClient, standin: tuple[str, StandInState]
+) -> None:
+    result = await client.execute(REQUEST)
+
+    assert (result.outcome, result.status, result.error) == ("succeeded", 200, None)
+    [call] = standin[1].calls
+    assert call == call | {
+        "executionId": REQUEST.run_id,
+        "idempotencyKey": REQUEST.run_id,
+        "workflowId": "wf_1",
+        "serviceKeyPresent": True,
+        "input": {
+            "triggerType": "schedule",
+            "scheduleId": "sched_1",
+            "triggerTime": "2026-03-29T01:30:00.000Z",
+        },
+    }
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, "succeeded"),
+        (201, "succeeded"),
+        (202, "succeeded"),
+        (302, "failed"),  # never followed: a redirect could carry the service key elsewhere
+        (400, "failed"),
+        (401, "failed"),
+        (403, "failed"),
+        (404, "failed"),
+        (409, "failed"),
+        (422, "failed"),
+        (408, "retry"),
+        (429, "retry"),
+        (500, "retry"),
+        (502, "retry"),
+        (503, "retry"),
+        (504, "retry"),
+    ],
+)
+async def test_each_answer_is_classified(
+    status: int, outcome: str, client: KeeperHubClient, standin: tuple[str, StandInState]
+) -> None:
+    standin[1].script.append(Scripted(status, body=None if status < 300 else {"error": "nope"}))
+
+    result = await client.execute(REQUEST)
+
+    assert (result.outcome, result.status) == (outcome, status)
+    assert result.error == (None if status < 300 else f"HTTP {status}: nope")
+
+
+async def test_a_body_without_an_error_field_is_recorded_as_text(
+    client: KeeperHubClient, standin: tuple[str, StandInState]
+) -> None:
+    standin[1].script.extend([Scripted(500, body={"message": "x"}), Scripted(500, body="busy")])
+
+    assert (await client.execute(REQUEST)).error == 'HTTP 500: {"message":"x"}'
+    assert (await client.execute(REQUEST)).error == "HTTP 500: busy"
+
+
+async def test_retry_after_in_seconds_or_as_an_http_date(
+    client: KeeperHubClient, standin: tuple[str, StandInState]
+) -> None:
+    later = email.utils.format_datetime(datetime.now(UTC) + timedelta(seconds=120), usegmt=True)
+    standin[1].script.extend(
+        [Scripted(429, retry_after="7"), Scripted(503, retry_after=later), Scripted(503)]
+    )
+
+    assert (await client.execute(REQUEST)).retry_after == 7.0
+    from_date = (await client.execute(REQUEST)).retry_after
+    assert from_date is not None
+    assert 100 < from_date <= 120
+    assert (await client.execute(REQUEST)).retry_after is None
+
+
+async def test_a_read_timeout_is_retryable(
+    client: KeeperHubClient, standin: tuple[str, StandInState]
+) -> None:
+    standin[1].script.append(Scripted(200, delay=3))
+
+    result = await client.execute(REQUEST)
+
+    assert (result.outcome, result.status, result.error) == ("retry", None, "timeout: ReadTimeout")
+
+
+async def test_a_refused_connection_is_retryable() -> None:
+    keeperhub = KeeperHubClient(f"http://127.0.0.1:{free_port()}", "service-key")
+    try:
+        result = await keeperhub.execute(REQUEST)
+    finally:
+        await keeperhub.close()
+
+    assert (result.outcome, result.status) == ("retry", None)
+    assert result.error is not None
+    assert result.error.startswith("network error")
+
+
+@pytest.mark.parametrize(
+    "workflow_id", ["../../admin", "a/b", "a%2Fb", "a?b=c", "a#b", "", "x" * 129, "wf 1", "ü"]
+)
+async def test_a_workflow_id_that_could_change_the_path_is_refused_without_a_call(
+    workflow_id: str, client: KeeperHubClient, standin: tuple[str, StandInState]
+) -> None:
+    request = ExecuteRequest(REQUEST.run_id, workflow_id, "sched_1", WHEN)
+
+    result = await client.execute(request)
+
+    assert (result.outcome, result.status) == ("failed", None)
+    assert result.error is not None
+    assert result.error.startswith("invalid workflow id")
+    assert standin[1].calls == []
+
+
+def test_a_valid_workflow_id_is_the_last_path_segment_but_one() -> None:
+    keeperhub = KeeperHubClient("https://keeperhub.example/", None)
+    assert keeperhub.url_for("Ab_9-x") == "https://keeperhub.example/api/workflow/Ab_9-x/execute"
