@@ -317,6 +317,19 @@ class Consumer:
             while len(self.messages) < count:
                 await asyncio.sleep(0.2)
 
+    async def wait_until_drained(self, timeout: float = 120.0) -> None:
+        """Until the queue holds nothing, visible or in flight, and nothing new arrives.
+
+        A receive whose answer was lost (the queue froze mid-call) leaves its messages in
+        flight until their visibility timeout; they are received again after it.
+        """
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while await sqs.queue_counts(self.queue) != (0, 0):
+            assert loop.time() < deadline, "the queue did not drain"
+            await asyncio.sleep(0.5)
+        await self.wait_until_quiet()
+
     async def wait_until_quiet(self, seconds: float = 3.0) -> None:
         """Until nothing new arrived for ``seconds`` (the queue is drained)."""
         seen = -1

@@ -75,7 +75,7 @@ async def test_three_dispatchers_1000_schedules_every_occurrence_exactly_once(
             assert [d.wait(timeout=60) for d in dispatchers] == [0] * DISPATCHERS
             assert count_runs(database_url, "status = 'pending'") == 0
             await consumer.wait_for(count_runs(database_url), timeout=120)
-            await consumer.wait_until_quiet()
+            await consumer.wait_until_drained()
     finally:
         for dispatcher in dispatchers:
             if dispatcher.poll() is None:
