@@ -30,6 +30,7 @@ import psycopg
 from dispatch import raw_limit
 from keeperhub_scheduler.timing import Timing
 from peers.common import SIGNING_KEY, endpoint_url, fresh_database, fresh_queue, load, localstack
+from peers.measure import high_water_mb
 
 EVERY_SECOND = "* * * * * *"
 
@@ -80,14 +81,6 @@ def seed(url: str, schedules: int, lead: timedelta) -> datetime:
             (EVERY_SECOND, start, timing.next_after(start), timing.plan_key(0), schedules),
         )
     return start
-
-
-def high_water_mb(pid: int) -> float:
-    """Peak RSS since exec (VmHWM); wait4's ru_maxrss would include the forking parent's."""
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmHWM")
 
 
 def percentile(sorted_values: list[float], share: float) -> float:

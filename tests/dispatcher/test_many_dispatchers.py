@@ -21,10 +21,10 @@ import pytest
 
 from keeperhub_scheduler.timing import Timing
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
+from tests.dispatcher.consumer import consuming
 from tests.dispatcher.helpers import (
     add_many_schedules,
     assert_one_message_per_run,
-    consuming,
     count_runs,
     db_now,
     decoded,

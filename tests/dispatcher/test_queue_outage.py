@@ -18,11 +18,11 @@ import pytest
 
 from keeperhub_scheduler.timing import Timing
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
+from tests.dispatcher.consumer import consuming
 from tests.dispatcher.helpers import (
     add_many_schedules,
     assert_one_message_per_run,
     by_run_id,
-    consuming,
     count_runs,
     db_now,
     decoded,
