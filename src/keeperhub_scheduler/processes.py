@@ -43,10 +43,13 @@ def stop_on_signals() -> asyncio.Event:
 
 @contextlib.asynccontextmanager
 async def opened(
-    settings: Settings, *, pre_ping: bool = True
+    settings: Settings, *, pre_ping: bool = True, overflow: int | None = None
 ) -> AsyncIterator[tuple[AsyncEngine, Transport]]:
     engine = create_engine(
-        settings.database, pool_size=settings.scheduler_db_pool_size, pre_ping=pre_ping
+        settings.database,
+        pool_size=settings.scheduler_db_pool_size,
+        pre_ping=pre_ping,
+        overflow=overflow,
     )
     transport: Transport
     if settings.sqs_queue_url:
@@ -127,8 +130,10 @@ def build_executor(
 async def run_executor(settings: Settings) -> int:
     # Two one-statement checkouts per run (claim, record): a ping before each would be a third
     # of the executor's database round trips. A connection found dead fails one statement,
-    # which the executor runs once more on a fresh one (executor/database.py).
-    async with opened(settings, pre_ping=False) as (engine, transport):
+    # which the executor runs once more on a fresh one (executor/database.py). No overflow:
+    # with more calls in flight than connections, overflow connections were opened and closed
+    # (a PostgreSQL backend forked) every few runs; waiting a moment for a pooled one is cheaper.
+    async with opened(settings, pre_ping=False, overflow=0) as (engine, transport):
         executor, keeperhub = build_executor(settings, engine, transport)
         stop = stop_on_signals()
         app = health_app(executor.heartbeat, readiness(engine, transport))

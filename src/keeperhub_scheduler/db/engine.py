@@ -30,7 +30,9 @@ def redacted(database_url: str) -> str:
     return make_url(database_url).render_as_string(hide_password=True)
 
 
-def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = True) -> AsyncEngine:
+def create_engine(
+    database_url: str, *, pool_size: int = 10, pre_ping: bool = True, overflow: int | None = None
+) -> AsyncEngine:
     url = sqlalchemy_url(database_url)
     if url.get_backend_name() == "sqlite":
         engine = create_async_engine(url, connect_args={"timeout": 30})
@@ -39,7 +41,8 @@ def create_engine(database_url: str, *, pool_size: int = 10, pre_ping: bool = Tr
     engine = create_async_engine(
         url,
         pool_size=pool_size,
-        max_overflow=pool_size // 2,  # bursts; keeps many processes under max_connections
+        # Bursts; keeps many processes under max_connections. None: half the pool.
+        max_overflow=pool_size // 2 if overflow is None else overflow,
         pool_pre_ping=pre_ping,  # the executor opts out: see processes.run_executor
         connect_args={"application_name": APPLICATION_NAME},
     )
