@@ -222,7 +222,10 @@ async def running_executor(
 ) -> AsyncIterator[Executor]:
     """An executor in this event loop; drained (as on SIGTERM) when the block ends."""
     settings = load_settings(**executor_settings(database_url, queue, keeperhub_url, **overrides))
-    async with opened(settings, pre_ping=False) as (engine, transport):  # as run_executor
+    async with opened(settings, pre_ping=False, overflow=0) as (
+        engine,
+        transport,
+    ):  # as run_executor
         executor, keeperhub = build_executor(settings, engine, transport)
         stop = asyncio.Event()
         task = asyncio.create_task(executor.run(stop))
