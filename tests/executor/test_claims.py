@@ -73,7 +73,10 @@ async def test_copies_of_one_run_delivered_at_once_execute_it_once(
         await send_run(transport, engine, run_id)
         await send_run(transport, engine, run_id)
 
-    async with running_executor(database_url, queue, standin.url) as executor:
+    # A copy that finds its run held waits out the holder's lease (4 s here, not 25).
+    async with running_executor(
+        database_url, queue, standin.url, scheduler_visibility_timeout_seconds=6
+    ) as executor:
         await wait_for_runs(engine, run_ids)
         await wait_until_settled(executor, queue)
 
