@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.standin import Scripted
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.conftest import StandIn
 from tests.executor.world import (
@@ -20,8 +21,16 @@ from tests.executor.world import (
     relay,
     running_executor,
     wait_for_runs,
+    wait_until,
 )
 from tests.support import postgres
+
+
+def allow_connections(database_url: str, allowed: bool) -> None:
+    """Open or close the database to new connections: an outage of this database alone."""
+    name = make_url(database_url).database
+    with psycopg.connect(postgres.admin_url(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
 
 
 def terminate_connections(database_url: str) -> int:
@@ -62,3 +71,39 @@ async def test_connections_killed_between_runs_cost_no_run_and_no_second_call(
     messages = [record.getMessage() for record in caplog.records]
     assert "database connection was lost; running the statement once more" in messages
     assert "delivery failed; it will be redelivered" not in messages
+
+
+async def test_an_answer_is_recorded_through_a_database_outage_without_a_second_call(
+    database_url: str,
+    engine: AsyncEngine,
+    queue: QueueEndpoint,
+    transport: SqsTransport,
+    standin: StandIn,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The database goes away while KeeperHub is being called: the answer is kept and written
+    when the database is back, instead of being lost and the run called again."""
+    schedule = await add_schedule(engine)
+    [run_id] = await add_runs(engine, schedule)
+    standin.state.script.append(Scripted(200, delay=2))
+    await relay(engine, transport)
+
+    try:
+        with caplog.at_level(logging.WARNING, logger="keeperhub_scheduler.executor"):
+            async with running_executor(database_url, queue, standin.url):
+                await wait_until(lambda: len(standin.state.calls) == 1, what="the call")
+                allow_connections(database_url, False)
+                terminate_connections(database_url)
+
+                def retrying() -> bool:
+                    messages = [record.getMessage() for record in caplog.records]
+                    return "could not record an outcome; trying again" in messages
+
+                await wait_until(retrying, what="the record to fail and be tried again")
+                allow_connections(database_url, True)
+                runs = await wait_for_runs(engine, [run_id])
+    finally:
+        allow_connections(database_url, True)
+
+    assert (runs[run_id]["status"], runs[run_id]["attempts"]) == ("succeeded", 1)
+    assert [call["executionId"] for call in standin.state.calls] == [run_id]

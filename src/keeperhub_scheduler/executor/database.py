@@ -1,4 +1,6 @@
-"""The executor's connections are not pinged before use (each is one statement; a ping would add
+"""The executor's database failures, and what each costs.
+
+Connections are not pinged before use (each is one statement; a ping would add
 a round trip to it), so a connection that died since its last use (a PostgreSQL restart, a
 failover) fails the statement instead. ``once_more_if_disconnected`` runs it again on a fresh
 connection: the pool has already discarded the dead ones by then.
@@ -6,19 +8,28 @@ connection: the pool has already discarded the dead ones by then.
 Every operation passed here is safe to run twice: a claim that did commit before its connection
 broke finds the run under a live lease the second time (and the message comes back when it
 ends), and a record that did commit finds the run no longer ``running``.
+
+``patiently`` is for writing the outcome of a call already made: through a database outage it
+keeps trying (while the heartbeat keeps the message invisible) instead of dropping the answer,
+which would mean calling KeeperHub again once the run's lease lapses.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, SQLAlchemyError
 
 log = logging.getLogger("keeperhub_scheduler.executor")
 
 T = TypeVar("T")
+
+PATIENCE_SECONDS = 60.0
+FIRST_PAUSE_SECONDS = 0.5
+LONGEST_PAUSE_SECONDS = 5.0
 
 
 async def once_more_if_disconnected(operation: Callable[[], Awaitable[T]]) -> T:
@@ -29,3 +40,25 @@ async def once_more_if_disconnected(operation: Callable[[], Awaitable[T]]) -> T:
             raise
         log.warning("database connection was lost; running the statement once more")
         return await operation()
+
+
+async def patiently(
+    operation: Callable[[], Awaitable[T]], run_id: str, patience: float = PATIENCE_SECONDS
+) -> T:
+    """Run ``operation`` until it succeeds, pausing between tries, for up to ``patience``
+    seconds; then the last error propagates (the delivery is redelivered, the run taken over)."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    pause = FIRST_PAUSE_SECONDS
+    while True:
+        try:
+            return await operation()
+        except (SQLAlchemyError, OSError) as error:
+            if loop.time() + pause > deadline:
+                raise
+            log.warning(
+                "could not record an outcome; trying again",
+                extra={"run_id": run_id, "retry_in": pause, "error": type(error).__name__},
+            )
+            await asyncio.sleep(pause)
+            pause = min(pause * 2, LONGEST_PAUSE_SECONDS)

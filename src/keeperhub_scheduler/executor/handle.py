@@ -27,6 +27,7 @@ from keeperhub_scheduler.executor.claim import (
     claim,
     run_for_legacy_message,
 )
+from keeperhub_scheduler.executor.database import patiently
 from keeperhub_scheduler.executor.record import extend_lease, record
 from keeperhub_scheduler.keeperhub import CallResult, ExecuteRequest, KeeperHubClient
 from keeperhub_scheduler.messages import InvalidMessageError, decode
@@ -176,9 +177,12 @@ class DeliveryHandler:
         if run.attempt >= self.policy.max_attempts:
             return await self._give_up(run, result.status, result.error)
         delay = self.policy.backoff(run.attempt, result.retry_after)
-        retrying = await record(
-            self.engine, run, status="retrying", http_status=result.status,
-            error=result.error, retry_in=delay,
+        retrying = await patiently(
+            lambda: record(
+                self.engine, run, status="retrying", http_status=result.status,
+                error=result.error, retry_in=delay,
+            ),
+            run.id,
         )  # fmt: skip
         if not retrying:
             return Settlement("none")  # taken over: the message belongs to the new holder
@@ -199,8 +203,9 @@ class DeliveryHandler:
     async def _finish(
         self, run: ClaimedRun, status: str, http_status: int | None, error: str | None
     ) -> bool:
-        recorded = await record(
-            self.engine, run, status=status, http_status=http_status, error=error
+        recorded = await patiently(
+            lambda: record(self.engine, run, status=status, http_status=http_status, error=error),
+            run.id,
         )
         if recorded:
             metrics.RUNS_FINISHED.labels(status).inc()
