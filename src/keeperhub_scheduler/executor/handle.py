@@ -65,7 +65,7 @@ class ExecutionPolicy:
     def lease(self) -> timedelta:
         # Shorter than the visibility timeout, so when an executor dies its run's lease has
         # lapsed by the time the message reappears and the next delivery can take it over; and
-        # longer than two heartbeats, so a live executor's lease never lapses between them.
+        # at least two heartbeats long, so a live executor's lease never lapses between them.
         margin = min(5.0, self.visibility_timeout / 3)
         return timedelta(seconds=self.visibility_timeout - margin)
 

@@ -1,0 +1,38 @@
+"""The executor's timing rules: lease against visibility and heartbeat, and retry backoff."""
+
+from __future__ import annotations
+
+import pytest
+
+from keeperhub_scheduler.executor.handle import MAX_DELAY_SECONDS, ExecutionPolicy
+
+
+@pytest.mark.parametrize("visibility", [5, 6, 10, 30, 60, 300, 43_200])
+def test_a_lease_ends_before_the_message_returns_and_outlasts_two_heartbeats(
+    visibility: int,
+) -> None:
+    policy = ExecutionPolicy(None, require_signature=False, visibility_timeout=visibility)
+    lease = policy.lease.total_seconds()
+
+    assert lease < visibility  # a dead executor's run can be taken over by the next delivery
+    assert lease + 1e-9 >= 2 * policy.heartbeat_seconds  # a live one's never lapses between beats
+
+
+def test_backoff_grows_with_jitter_within_its_bounds_in_whole_seconds() -> None:
+    policy = ExecutionPolicy(None, require_signature=False, retry_base=2.0, retry_max=60.0)
+    for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (4, 16), (5, 32), (6, 60), (30, 60)]:
+        delays = {policy.backoff(attempt, None) for _ in range(200)}
+        assert all(isinstance(delay, int) for delay in delays)
+        assert min(delays) >= max(1, ceiling // 2)
+        assert max(delays) <= ceiling
+
+
+@pytest.mark.parametrize("retry_after", [0.2, 3.0, 3.4, 100.0])
+def test_backoff_never_waits_less_than_retry_after(retry_after: float) -> None:
+    policy = ExecutionPolicy(None, require_signature=False, retry_base=1.0, retry_max=2.0)
+    assert all(policy.backoff(1, retry_after) >= retry_after for _ in range(50))
+
+
+def test_backoff_stays_within_what_sqs_can_hide_a_message_for() -> None:
+    policy = ExecutionPolicy(None, require_signature=False)
+    assert policy.backoff(1, 10 * 86_400.0) == MAX_DELAY_SECONDS
