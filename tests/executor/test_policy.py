@@ -15,7 +15,7 @@ def test_a_lease_ends_before_the_message_returns_and_outlasts_two_heartbeats(
     lease = policy.lease.total_seconds()
 
     assert lease < visibility  # a dead executor's run can be taken over by the next delivery
-    assert lease + 1e-9 >= 2 * policy.heartbeat_seconds  # a live one's never lapses between beats
+    assert lease + 1e-5 >= 2 * policy.heartbeat_seconds  # a live one's never lapses between beats
 
 
 def test_backoff_grows_with_jitter_within_its_bounds_in_whole_seconds() -> None:
