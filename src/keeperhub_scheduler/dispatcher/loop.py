@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -95,11 +96,7 @@ class Dispatcher:
         )
         claim_done = asyncio.Event()
         async with stream:
-            claiming = self._claim_all(stream if sending else None, claim_done)
-            if sending:
-                claim, _ = await asyncio.gather(claiming, self._feed_leftovers(stream, claim_done))
-            else:
-                claim = await claiming
+            claim = await _first_error_unwrapped(self._feed(stream, sending, claim_done))
         relayed = stream.result
         self._note_relay(relayed)
         result = PassResult(
@@ -115,6 +112,17 @@ class Dispatcher:
         result.seconds = time.monotonic() - started
         self._record(result, relayed)
         return result
+
+    async def _feed(
+        self, stream: RelayStream, sending: bool, claim_done: asyncio.Event
+    ) -> ClaimResult:
+        """The claim and the leftover feed side by side; if one fails, the other is cancelled
+        (nothing may put runs into the stream after it is closed)."""
+        async with asyncio.TaskGroup() as group:
+            claiming = group.create_task(self._claim_all(stream if sending else None, claim_done))
+            if sending:
+                group.create_task(self._feed_leftovers(stream, claim_done))
+        return claiming.result()
 
     async def _claim_all(self, stream: RelayStream | None, done: asyncio.Event) -> ClaimResult:
         """Claim batches until a short one; hand each batch's runs to ``stream`` once committed."""
@@ -247,6 +255,15 @@ class Dispatcher:
         if not isinstance(earliest, datetime):
             return cap
         return max(0.0, min(cap, (earliest - now).total_seconds()))
+
+
+async def _first_error_unwrapped(work: Awaitable[ClaimResult]) -> ClaimResult:
+    """``work``, raising the first error of a task group as itself (the CLI and the logs then
+    name the database error, not an ExceptionGroup)."""
+    try:
+        return await work
+    except ExceptionGroup as group:
+        raise group.exceptions[0] from group
 
 
 async def _wait(stop: asyncio.Event, seconds: float, wake: asyncio.Event | None = None) -> None:
