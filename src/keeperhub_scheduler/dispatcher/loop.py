@@ -127,8 +127,9 @@ class Dispatcher:
     async def _claim_all(self, stream: RelayStream | None, done: asyncio.Event) -> ClaimResult:
         """Claim batches until a short one; hand each batch's runs to ``stream`` once committed."""
         full_size = self.settings.scheduler_claim_batch_size
-        # A small first batch: its runs are committed, and on their way, after a fifth of the
-        # time a full one takes; the batches after it are full size while those are sent.
+        # Small batches first, doubling up to the full size: the first runs are on their way
+        # after a fifth of the time a full batch takes, and each batch is claimed while the
+        # runs of the one before it (half its size) are being sent, so the senders never wait.
         batch_size = max(1, full_size // 5)
         total = ClaimResult()
         try:
@@ -147,7 +148,7 @@ class Dispatcher:
                     await stream.put(batch.runs)
                 if batch.schedules < batch_size:
                     return total
-                batch_size = full_size
+                batch_size = min(full_size, 2 * batch_size)
         finally:
             done.set()
 
