@@ -33,12 +33,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Database, LocalStack  # noqa: E402
-from keeperhub_scheduler.messages import parse_instant  # noqa: E402
-from keeperhub_scheduler.timing import Timing  # noqa: E402
-from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues  # noqa: E402
-from tests.support.processes import environment, spawn  # noqa: E402
-from tests.support.standin import StandInProcess, free_port  # noqa: E402
+from bench.harness import Database, LocalStack
+from keeperhub_scheduler.messages import parse_instant
+from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
+from tests.support.processes import environment, spawn
+from tests.support.standin import StandInProcess, free_port
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
 VISIBILITY = 10
@@ -323,7 +323,9 @@ def main() -> int:
     arguments = parser.parse_args()
     workdir = Path(__import__("tempfile").mkdtemp(prefix="khs-chaos-"))
     print(f"logs in {workdir}", flush=True)
-    result = run(arguments.duration, arguments.schedules, arguments.kill_every, arguments.outage, workdir)
+    result = run(
+        arguments.duration, arguments.schedules, arguments.kill_every, arguments.outage, workdir
+    )
     print_table(result)
     if arguments.json:
         arguments.json.write_text(json.dumps(asdict(result), indent=2))

@@ -42,15 +42,14 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Database
-from tests.support import sqs
-from tests.support.processes import environment, spawn
-from tests.support.standin import free_port
-
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.ids import new_run_id
 from keeperhub_scheduler.messages import RunMessage, encode
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
+from tests.support import sqs
+from tests.support.processes import environment, spawn
+from tests.support.standin import free_port
 
 SIGNING_KEY = b"signing-key"
 CONCURRENCY = 50  # the executor's default SCHEDULER_EXECUTOR_CONCURRENCY

@@ -116,12 +116,8 @@ async def test_sync_creates_updates_leaves_and_deletes(engine: AsyncEngine) -> N
 
     same = await service.sync_workflow_schedule("wf1", [trigger_node("0 9 * * *", "Asia/Tokyo")])
     assert same.action == "unchanged"
-    assert (
-        same.schedule is not None
-    )
-    assert (
-        same.schedule["next_run_at"] == created.schedule["next_run_at"]
-    )
+    assert same.schedule is not None
+    assert same.schedule["next_run_at"] == created.schedule["next_run_at"]
 
     updated = await service.sync_workflow_schedule("wf1", [trigger_node("*/10 * * * *")])
     assert updated.action == "updated"
