@@ -209,12 +209,22 @@ class Dispatcher:
         """One pass for the CronJob: True when everything due was decided and relayed.
 
         Runs another dispatcher holds a live lease on are that dispatcher's to send, and do not
-        count against this pass.
+        count against this pass. A pass that sent nothing asks the queue whether it answers: a
+        CronJob run while the queue is down fails, whoever holds the pending runs.
         """
         self._next_sweep = 0.0
         result = await self.run_pass()
-        log.info("dispatcher pass", extra=result.log_fields())
-        return result.relay_failed == 0 and result.left_over == 0
+        reachable = result.relayed > 0 or await self._queue_answers()
+        log.info("dispatcher pass", extra=result.log_fields() | {"queue_reachable": reachable})
+        return reachable and result.relay_failed == 0 and result.left_over == 0
+
+    async def _queue_answers(self) -> bool:
+        try:
+            await self.transport.check()
+        except Exception as error:
+            log.warning("the queue does not answer", extra={"error": type(error).__name__})
+            return False
+        return True
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         listener = DueListener(self.settings) if not self.settings.is_sqlite else None
