@@ -25,6 +25,7 @@ DEFAULT_SQLITE_URL = "sqlite:///keeperhub-scheduler.db"
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
+NonNegativeFloat = Annotated[float, Field(ge=0)]
 
 
 class ConfigError(SchedulerError):
@@ -99,6 +100,7 @@ class Settings(BaseSettings):
     scheduler_api_port: Annotated[int, Field(ge=0, le=65535)] = 8000
     scheduler_retention_days: PositiveInt = 30
     scheduler_retention_max_runs: PositiveInt = 1000
+    scheduler_retention_every_seconds: NonNegativeFloat = 3600.0  # 0: only `prune` prunes
     scheduler_log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     scheduler_log_format: Literal["json", "text"] = "json"
 

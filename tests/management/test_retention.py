@@ -3,12 +3,15 @@ batches; runs that are not finished are never touched. On PostgreSQL and on SQLi
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler import management
+from keeperhub_scheduler.dispatcher.loop import Dispatcher
 from keeperhub_scheduler.management.models import ScheduleCreate
+from keeperhub_scheduler.transport.database import DatabaseTransport
 from tests.management.world import add_runs, add_workflow, run_columns, settings_for
 
 
@@ -52,3 +55,22 @@ async def test_prune_by_age_and_by_count_leaves_unfinished_runs_alone(
     assert aged_left == {*stuck, *recent}
     assert not aged_left & set(expired)
     assert await management.prune_runs(any_engine, settings) == 0
+
+
+async def test_the_long_running_dispatcher_prunes_on_its_own(
+    any_engine: AsyncEngine, any_database_url: str
+) -> None:
+    schedule_id, workflow_id = await schedule_of(any_engine)
+    now = datetime.now(UTC)
+    expired = await add_runs(any_engine, schedule_id, workflow_id, [now - timedelta(days=40)])
+    kept = await add_runs(any_engine, schedule_id, workflow_id, [now - timedelta(days=1)])
+    settings = settings_for(any_database_url, scheduler_retention_every_seconds=0.2)
+    dispatcher = Dispatcher(any_engine, DatabaseTransport(any_engine, None), settings)
+
+    stop = asyncio.Event()
+    asyncio.get_running_loop().call_later(1.5, stop.set)
+    await dispatcher.run_forever(stop)
+
+    left = {run["id"] for run in await run_columns(any_engine, schedule_id)}
+    assert set(kept) <= left
+    assert not left & set(expired)

@@ -27,6 +27,7 @@ from keeperhub_scheduler.dispatcher.listen import DueListener
 from keeperhub_scheduler.dispatcher.relay import count_pending, lease_leftovers, sweep_stale_runs
 from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
 from keeperhub_scheduler.health import Heartbeat
+from keeperhub_scheduler.management.retention import prune_runs
 from keeperhub_scheduler.transport.base import Transport
 
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
@@ -230,6 +231,7 @@ class Dispatcher:
         listener = DueListener(self.settings) if not self.settings.is_sqlite else None
         if listener:
             listener.start()
+        retention = asyncio.create_task(self._prune_periodically(stop))
         last_log = 0.0
         try:
             while not stop.is_set():
@@ -246,8 +248,27 @@ class Dispatcher:
                 wake = listener.woken if listener else None
                 await _wait(stop, await self._sleep_seconds(result), wake)
         finally:
+            retention.cancel()
             if listener:
                 await listener.stop()
+
+    async def _prune_periodically(self, stop: asyncio.Event) -> None:
+        """Retention beside the loop, so the runs table stays bounded without a separate job.
+
+        Every dispatcher prunes: the deletes skip locked rows and only ever remove finished runs,
+        so several at once share the work instead of colliding. A failure waits for the next turn.
+        """
+        every = self.settings.scheduler_retention_every_seconds
+        if every <= 0:
+            return
+        while not stop.is_set():
+            await _wait(stop, every)
+            if stop.is_set():
+                return
+            try:
+                await prune_runs(self.engine, self.settings)
+            except Exception:
+                log.exception("retention failed; trying again at the next turn")
 
     async def _sleep_seconds(self, result: PassResult) -> float:
         """Until the earliest next_run_at, capped; at once when sendable runs are left over."""
