@@ -49,7 +49,21 @@ def _croniter(expression: str, start: datetime) -> croniter:
 
 
 def walker(library: str, expression: str, zone: str) -> Step:
-    """One call = the next fire time of a single long-lived iterator."""
+    """One call = the next fire time of a long-lived iterator, started over when it runs out of
+    years (a fast walk of ``0 0 29 2 *`` passes year 9999 within one slice)."""
+    current = [_walker(library, expression, zone)]
+
+    def step() -> object:
+        try:
+            return current[0]()
+        except Exception:
+            current[0] = _walker(library, expression, zone)
+            return current[0]()  # a library that fails from the start fails here, for good
+
+    return step
+
+
+def _walker(library: str, expression: str, zone: str) -> Step:
     local_start = START.astimezone(ZoneInfo(zone))
     if library == "keeperhub":
         ours: Iterator[datetime] = iter_fire_times(expression, zone, START)
