@@ -35,7 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Database, LocalStack
+from bench.harness import Database, LocalStack, clean_up_on_sigterm
 from keeperhub_scheduler.messages import parse_instant
 from keeperhub_scheduler.timing import Timing
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
@@ -362,6 +362,7 @@ def print_table(result: Result) -> None:
 
 
 def main() -> int:
+    clean_up_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=180, help="window in seconds")
     parser.add_argument("--schedules", type=int, default=200)

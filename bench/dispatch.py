@@ -53,6 +53,7 @@ from peers.common import (
     HUGE_GRACE_SECONDS,
     SIGNING_KEY,
     Timer,
+    clean_up_on_sigterm,
     count,
     endpoint_url,
     fresh_database,
@@ -374,4 +375,5 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     sys.exit(asyncio.run(main(parse(sys.argv[1:]))))

@@ -29,7 +29,15 @@ import psycopg
 
 from dispatch import raw_limit
 from keeperhub_scheduler.timing import Timing
-from peers.common import SIGNING_KEY, endpoint_url, fresh_database, fresh_queue, load, localstack
+from peers.common import (
+    SIGNING_KEY,
+    clean_up_on_sigterm,
+    endpoint_url,
+    fresh_database,
+    fresh_queue,
+    load,
+    localstack,
+)
 from peers.measure import high_water_mb
 
 EVERY_SECOND = "* * * * * *"
@@ -210,4 +218,5 @@ def parse(argv: list[str]) -> argparse.Namespace:
 
 
 if __name__ == "__main__":
+    clean_up_on_sigterm()
     sys.exit(asyncio.run(main(parse(sys.argv[1:]))))

@@ -41,7 +41,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Database
+from bench.harness import Database, clean_up_on_sigterm
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.ids import new_run_id
 from keeperhub_scheduler.messages import RunMessage, encode
@@ -335,6 +335,7 @@ def print_table(rows: list[Row], raw: float, memory: list[tuple[int, int]]) -> N
 
 
 def main() -> int:
+    clean_up_on_sigterm()
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--count", type=int, default=5_000, help="runs per throughput phase")
     parser.add_argument("--memory-count", type=int, default=50_000, help="runs of the memory phase")

@@ -17,6 +17,20 @@ from keeperhub_scheduler.db.migrate import upgrade
 from tests.support import postgres
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def clean_up_on_sigterm() -> None:
+    """Turn SIGTERM into SystemExit, so a stopped benchmark still runs its ``finally`` blocks:
+    its processes, its LocalStack and its database go with it instead of living on as orphans."""
+
+    def stop(signum: int, frame: object) -> None:
+        # Once: a second SIGTERM (uv run passes its own on) must not cut the clean-up short.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, stop)
+
+
 LOCALSTACK_PYTHON = ROOT / ".cache" / "localstack" / "venv" / "bin" / "python"
 
 

@@ -30,6 +30,7 @@ from keeperhub_scheduler.timing import Timing
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client, setup_queues
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.*
+from bench.harness import clean_up_on_sigterm  # noqa: F401  (for dispatch*.py)
 from tests.dispatcher.private_localstack import PrivateLocalStack
 
 ADMIN_URL = os.environ.get(
