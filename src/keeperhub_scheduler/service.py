@@ -22,7 +22,7 @@ from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import InvalidScheduleError, NotFoundError
 from keeperhub_scheduler.ids import new_schedule_id
-from keeperhub_scheduler.timing import Timing, next_due
+from keeperhub_scheduler.timing import Timing, next_due, timing_of_row
 
 S = workflow_schedules
 
@@ -163,17 +163,6 @@ class ScheduleService:
                 )
             ).one()
         return dict(row._mapping)
-
-
-def timing_of_row(row: Any) -> Timing:
-    return Timing.of(
-        row.cron_expression,
-        row.timezone,
-        interval_seconds=row.interval_seconds,
-        anchor_at=row.anchor_at,
-        start_at=row.start_at,
-        end_at=row.end_at,
-    )
 
 
 async def _require_workflow(connection: AsyncConnection, workflow_id: str) -> None:

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import lru_cache
 from itertools import islice
+from typing import Any
 
 from keeperhub_scheduler import cron
 from keeperhub_scheduler.errors import InvalidScheduleError
@@ -158,6 +159,18 @@ def cached_timing(
         anchor_at=anchor_at,
         start_at=start_at,
         end_at=end_at,
+    )
+
+
+def timing_of_row(row: Any) -> Timing:
+    """The timing of a ``workflow_schedules`` row (any object with its columns as attributes)."""
+    return Timing.of(
+        row.cron_expression,
+        row.timezone,
+        interval_seconds=row.interval_seconds,
+        anchor_at=row.anchor_at,
+        start_at=row.start_at,
+        end_at=row.end_at,
     )
 
 

@@ -31,8 +31,8 @@ from keeperhub_scheduler.management.models import (
 )
 from keeperhub_scheduler.management.schedules import get_schedule
 from keeperhub_scheduler.management.sql import insert_for, schedule_row
-from keeperhub_scheduler.management.views import is_paused, run_view, timing_of_row
-from keeperhub_scheduler.timing import ONE_MICROSECOND
+from keeperhub_scheduler.management.views import is_paused, run_view
+from keeperhub_scheduler.timing import ONE_MICROSECOND, timing_of_row
 
 S = workflow_schedules
 R = schedule_runs

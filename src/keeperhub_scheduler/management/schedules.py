@@ -33,10 +33,9 @@ from keeperhub_scheduler.management.views import (
     paused_clause,
     schedule_detail,
     schedule_view,
-    timing_of_row,
 )
 from keeperhub_scheduler.service import plan_values
-from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.timing import Timing, timing_of_row
 
 S = workflow_schedules
 

@@ -12,7 +12,7 @@ from keeperhub_scheduler import cron
 from keeperhub_scheduler.db.tables import workflow_schedules
 from keeperhub_scheduler.errors import InvalidScheduleError
 from keeperhub_scheduler.management.models import FireTime, Run, Schedule, ScheduleDetail
-from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.timing import Timing, timing_of_row
 
 S = workflow_schedules
 CRON_PARTS = frozenset({"second", "minute", "hour", "day_of_month", "month", "day_of_week"})
@@ -55,17 +55,6 @@ def build_timing(
         if error.field in CRON_PARTS:
             raise InvalidScheduleError(error.message, field="cron_expression") from None
         raise
-
-
-def timing_of_row(row: Any) -> Timing:
-    return Timing.of(
-        row.cron_expression,
-        row.timezone,
-        interval_seconds=row.interval_seconds,
-        anchor_at=row.anchor_at,
-        start_at=row.start_at,
-        end_at=row.end_at,
-    )
 
 
 def is_paused(row: Any, now: datetime) -> bool:
