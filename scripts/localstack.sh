@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # LocalStack (SQS only), run natively from PyPI in its own venv: its pins clash with ours.
 #   scripts/localstack.sh install   create .cache/localstack/venv with the known-good pins
-#   scripts/localstack.sh start     install if needed, start on 127.0.0.1:4566 unless already up,
+#   scripts/localstack.sh start     install if needed (always: tests start private instances too),
+#                                   start on 127.0.0.1:4566 unless already up,
 #                                   wait for /_localstack/health; prints "started" or "running"
 #   scripts/localstack.sh stop      stop the instance this script started (by its PID file)
 #   scripts/localstack.sh status    exit 0 when the health endpoint answers
@@ -42,11 +43,13 @@ install() {
 }
 
 start() {
+  # Installed even when a LocalStack already answers: the fault tests start private instances
+  # of their own from this venv.
+  install
   if healthy; then
     echo "running"
     return
   fi
-  install
   mkdir -p "$ROOT/data"
   # LocalStack writes its cache and state under this folder instead of /var/lib/localstack.
   SERVICES=sqs GATEWAY_LISTEN="$HOST_PORT" LOCALSTACK_VOLUME_DIR="$ROOT/data" \
