@@ -249,6 +249,7 @@ class Dispatcher:
                 await _wait(stop, await self._sleep_seconds(result), wake)
         finally:
             retention.cancel()
+            await asyncio.wait([retention])  # let it finish cancelling, without raising its error
             if listener:
                 await listener.stop()
 
