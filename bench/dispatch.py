@@ -53,6 +53,7 @@ from peers.common import (
     HUGE_GRACE_SECONDS,
     SIGNING_KEY,
     Timer,
+    add_localstack_arguments,
     clean_up_on_sigterm,
     count,
     endpoint_url,
@@ -365,12 +366,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--stored", type=int, default=1_000_000)
     parser.add_argument("--skip", default="", help="comma list of: throughput, peers, million")
     parser.add_argument("--json", type=Path, help="write the figures here")
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
-    parser.add_argument(
-        "--shared-localstack",
-        action="store_true",
-        help="use AWS_ENDPOINT_URL's LocalStack instead of starting one of our own",
-    )
+    add_localstack_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -31,6 +31,7 @@ from dispatch import raw_limit
 from keeperhub_scheduler.timing import Timing
 from peers.common import (
     SIGNING_KEY,
+    add_localstack_arguments,
     clean_up_on_sigterm,
     endpoint_url,
     fresh_database,
@@ -208,12 +209,7 @@ def parse(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--schedules", type=int, default=1000)
     parser.add_argument("--seconds", type=float, default=120.0)
     parser.add_argument("--json", type=Path)
-    parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
-    parser.add_argument(
-        "--shared-localstack",
-        action="store_true",
-        help="use AWS_ENDPOINT_URL's LocalStack instead of starting one of our own",
-    )
+    add_localstack_arguments(parser)
     return parser.parse_args(argv)
 
 

@@ -7,6 +7,7 @@ scheduler would have planned them (the session flag keeps the replan trigger out
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -125,6 +126,16 @@ def count(url: str, sql: str) -> int:
 
 
 # --- queues --------------------------------------------------------------------------------------
+def add_localstack_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--workdir`` and ``--shared-localstack``: what ``localstack()`` is called with."""
+    parser.add_argument("--workdir", type=Path, default=Path("/tmp"))
+    parser.add_argument(
+        "--shared-localstack",
+        action="store_true",
+        help="use AWS_ENDPOINT_URL's LocalStack instead of starting one of our own",
+    )
+
+
 @contextlib.contextmanager
 def localstack(private: bool, workdir: Path) -> Iterator[str]:
     """The LocalStack to measure against: by default one of the benchmark's own.
