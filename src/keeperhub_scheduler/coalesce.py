@@ -1,0 +1,77 @@
+"""Natural batching: single operations gathered into batch calls as load allows.
+
+No timers. An operation submitted when no call is out goes out at the end of the current turn of
+the event loop, together with whatever else was submitted in that turn (the deliveries of one
+receive start in one turn, so their claims go out as one statement). Operations submitted while
+calls are out wait for one of them to come back and then go out together, up to ``limit`` a
+call. An idle process adds no latency; a busy one makes fewer, fuller calls: one
+``DeleteMessageBatch`` instead of ten ``DeleteMessage``, one claim statement instead of ten.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Generic, TypeVar
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+# The batch call answers each item in order, with its result or the exception for that item.
+BatchCall = Callable[[list[T]], Awaitable[Sequence[R | BaseException]]]
+
+
+class Coalescer(Generic[T, R]):
+    """``submit(item)`` returns the item's result once the call that carried it answered; it
+    raises the item's exception, or the call's own when the whole call failed."""
+
+    def __init__(self, call: BatchCall[T, R], *, limit: int, max_in_flight: int = 4) -> None:
+        self._call = call
+        self._limit = limit
+        self._max_in_flight = max_in_flight
+        self._pending: list[tuple[T, asyncio.Future[R]]] = []
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._flush_scheduled = False
+
+    async def submit(self, item: T) -> R:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[R] = loop.create_future()
+        self._pending.append((item, future))
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)  # at the end of this turn, with its other submissions
+        return await future
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        self._dispatch()
+
+    def _dispatch(self) -> None:
+        while self._pending and len(self._in_flight) < self._max_in_flight:
+            if self._in_flight and len(self._pending) < self._limit:
+                return  # a call is out: let this batch fill until one comes back
+            batch = self._pending[: self._limit]
+            del self._pending[: self._limit]
+            task = asyncio.create_task(self._send(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._sent)
+
+    def _sent(self, task: asyncio.Task[None]) -> None:
+        self._in_flight.discard(task)
+        self._dispatch()
+
+    async def _send(self, batch: list[tuple[T, asyncio.Future[R]]]) -> None:
+        results: Sequence[R | BaseException]
+        try:
+            results = await self._call([item for item, _ in batch])
+            if len(results) != len(batch):
+                raise RuntimeError(f"a batch of {len(batch)} was answered {len(results)} times")
+        except Exception as error:
+            results = [error] * len(batch)
+        for (_, future), result in zip(batch, results, strict=True):
+            if future.done():
+                continue  # its submitter was cancelled; the item went out all the same
+            if isinstance(result, BaseException):
+                future.set_exception(result)
+            else:
+                future.set_result(result)
