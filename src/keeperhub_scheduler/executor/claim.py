@@ -8,32 +8,39 @@ not paused), and applies the schedule's overlap policy; a run that may not run i
 with the reason.
 
 On PostgreSQL the common case is one autocommitted statement: the claim, with the flags joined
-in and the clock read from ``now()``. Runs of schedules whose overlap policy is ``skip`` take the
-transactional path, where the schedule row is locked so that two runs of it claimed at once see
-each other; so do SQLite and every refusal (which needs to know why).
+in and the clock read from ``now()``; ``Claims`` sends the claims of concurrent deliveries (the
+ten of one receive, say) as one such statement over arrays of run ids. Runs of schedules whose
+overlap policy is ``skip`` take the transactional path, where the schedule row is locked so that
+two runs of it claimed at once see each other; so do SQLite and every refusal (which needs to
+know why).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Interval, and_, bindparam, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Interval, Text, and_, bindparam, func, or_, select, update
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from keeperhub_scheduler.coalesce import Coalescer
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.executor.database import once_more_if_disconnected
-from keeperhub_scheduler.ids import new_run_id
 from keeperhub_scheduler.messages import RunMessage
+
+log = logging.getLogger("keeperhub_scheduler.executor")
 
 R = schedule_runs
 S = workflow_schedules
 W = workflows
 
+BATCH_LIMIT = 10  # a receive's worth
 # A retry's message may come back a moment before the attempt time we stored with it.
 RETRY_TOLERANCE = timedelta(seconds=2)
 FLAGS = (
@@ -79,43 +86,74 @@ class Skipped:
     reason: str
 
 
+class Claims:
+    """The claims of one executor. On PostgreSQL, claims submitted together go out as one
+    statement (see ``coalesce``); a claim that statement did not take, and every claim on
+    SQLite, takes the transactional path, one by one."""
+
+    def __init__(self, engine: AsyncEngine, lease: timedelta) -> None:
+        self.engine = engine
+        self.lease = lease
+        self._batches: Coalescer[tuple[str, str, str], Any] | None = None
+        if engine.dialect.name == "postgresql":
+            self._batches = Coalescer(self._claim_batch, limit=BATCH_LIMIT)
+
+    async def claim(self, message: RunMessage, run_id: str) -> ClaimedRun | Skipped | Refusal:
+        """Take the run for one attempt, or say why not; a skip is recorded before this returns.
+
+        The message must name the run's own workflow and schedule: one that does not is refused
+        and the run is left untouched, so a stray or unsigned message can neither run nor spoil it.
+        """
+        if self._batches is not None:
+            names = (run_id, message.workflow_id, message.schedule_id)
+            try:
+                row = await self._batches.submit(names)
+            except DBAPIError as error:
+                # Rare (a deadlock between two batches taking over the same runs, say): the
+                # slow path below claims this run alone, or raises if the database is down.
+                log.warning("batched claim failed; claiming alone", extra={"error": str(error)})
+                row = None
+            if row is not None:
+                return await self._checked(row)
+        return await once_more_if_disconnected(
+            lambda: _claim_in_transaction(self.engine, message, run_id, self.lease)
+        )
+
+    async def _claim_batch(self, batch: list[tuple[str, str, str]]) -> list[Any]:
+        """One row per item: its claimed run with the flags, or None (not claimed here)."""
+        run_ids, workflow_ids, schedule_ids = (list(column) for column in zip(*batch, strict=True))
+        parameters = {
+            "b_run_ids": run_ids,
+            "b_workflow_ids": workflow_ids,
+            "b_schedule_ids": schedule_ids,
+            "b_lease": self.lease,
+        }
+
+        async def execute() -> list[Any]:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                return list(await connection.execute(BATCH_CLAIM, parameters))
+
+        rows = {row.id: row for row in await once_more_if_disconnected(execute)}
+        # A run named twice in one batch (a duplicate delivery) was claimed once: the first
+        # item gets the row, the other finds the run held and is refused on the slow path.
+        return [rows.pop(run_id, None) for run_id in run_ids]
+
+    async def _checked(self, row: Any) -> ClaimedRun | Skipped:
+        run = _claimed(row)
+        reason = _switched_off(row, row.now)
+        if reason is None:
+            return run
+        async with self.engine.begin() as connection:
+            await connection.execute(_skip_statement(run, reason, func.now()))
+        return Skipped(run, reason)
+
+
 async def claim(
     engine: AsyncEngine, message: RunMessage, run_id: str, lease: timedelta
 ) -> ClaimedRun | Skipped | Refusal:
-    """Take the run for one attempt, or say why not; a skip is recorded before this returns.
-
-    The message must name the run's own workflow and schedule: one that does not is refused
-    and the run is left untouched, so a stray or unsigned message can neither run nor spoil it.
-    """
-    if engine.dialect.name == "postgresql":
-        return await once_more_if_disconnected(
-            lambda: _claim_postgres(engine, message, run_id, lease)
-        )
-    return await _claim_in_transaction(engine, message, run_id, lease)
-
-
-async def _claim_postgres(
-    engine: AsyncEngine, message: RunMessage, run_id: str, lease: timedelta
-) -> ClaimedRun | Skipped | Refusal:
-    """One autocommitted statement for a run that needs no overlap check; otherwise (or when
-    the run cannot be claimed, to learn why) the transactional path."""
-    async with engine.connect() as connection:
-        await connection.execution_options(isolation_level="AUTOCOMMIT")
-        parameters = {
-            "b_run_id": run_id,
-            "b_workflow_id": message.workflow_id,
-            "b_schedule_id": message.schedule_id,
-            "b_lease": lease,
-        }
-        row = (await connection.execute(FAST_CLAIM, parameters)).first()
-        if row is not None:
-            run = _claimed(row)
-            reason = _switched_off(row, row.now)
-            if reason is None:
-                return run
-            await connection.execute(_skip_statement(run, reason, func.now()))
-            return Skipped(run, reason)
-    return await _claim_in_transaction(engine, message, run_id, lease)
+    """One claim on its own (``Claims.claim``)."""
+    return await Claims(engine, lease).claim(message, run_id)
 
 
 async def _claim_in_transaction(
@@ -205,16 +243,25 @@ def _claim_statement(
     )
 
 
-# Built once: the hot path only binds its parameters (building and keying a statement per claim
-# cost more CPU than running it).
-FAST_CLAIM = _claim_statement(
-    bindparam("b_run_id"),  # b_: names of columns are reserved in an UPDATE
-    bindparam("b_workflow_id"),
-    bindparam("b_schedule_id"),
-    bindparam("b_lease", type_=Interval()),
-    func.now(),
-    overlap_checked=False,
-).returning(func.now().label("now"))
+def _batch_claim_statement() -> Any:
+    """The claim of many runs at once, over arrays of their names; built once, so the hot path
+    only binds its parameters (building and keying a statement per claim cost more CPU than
+    running it). b_: names of columns are reserved in an UPDATE."""
+    names = func.unnest(
+        bindparam("b_run_ids", type_=ARRAY(Text())),
+        bindparam("b_workflow_ids", type_=ARRAY(Text())),
+        bindparam("b_schedule_ids", type_=ARRAY(Text())),
+    )
+    named = names.table_valued("run_id", "workflow_id", "schedule_id").render_derived(name="m")
+    lease = bindparam("b_lease", type_=Interval())
+    statement = _claim_statement(
+        named.c.run_id, named.c.workflow_id, named.c.schedule_id, lease, func.now(),
+        overlap_checked=False,
+    )  # fmt: skip
+    return statement.returning(func.now().label("now"))
+
+
+BATCH_CLAIM = _batch_claim_statement()
 
 
 def _skip_statement(run: ClaimedRun, reason: str, now: Any) -> Any:
@@ -272,41 +319,3 @@ async def _overlap(connection: AsyncConnection, row: Any, now: datetime) -> str 
         .limit(1)
     )
     return "overlap" if (await connection.execute(in_flight)).first() is not None else None
-
-
-async def run_for_legacy_message(engine: AsyncEngine, message: RunMessage) -> str | None:
-    """The run of (scheduleId, triggerTime) for a message in the original's format.
-
-    The original dispatcher made no run rows; the first delivery creates one (the unique key
-    makes concurrent deliveries agree on it). None when the schedule no longer exists.
-    """
-    async with engine.begin() as connection:
-        schedule = (
-            await connection.execute(select(S.c.id).where(S.c.id == message.schedule_id))
-        ).first()
-        if schedule is None:
-            return None
-        now = await database_now(connection)
-        dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-        await connection.execute(
-            dialect.insert(R)
-            .values(
-                id=new_run_id(),
-                schedule_id=message.schedule_id,
-                workflow_id=message.workflow_id,
-                kind="schedule",
-                scheduled_for=message.trigger_time,
-                due_at=message.trigger_time,
-                status="enqueued",
-                created_at=now,
-                enqueued_at=now,
-            )
-            .on_conflict_do_nothing(index_elements=[R.c.schedule_id, R.c.scheduled_for])
-        )
-        found = await connection.execute(
-            select(R.c.id).where(
-                R.c.schedule_id == message.schedule_id,
-                R.c.scheduled_for == message.trigger_time,
-            )
-        )
-        return str(found.scalar_one())

@@ -20,15 +20,10 @@ from typing import Literal
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler import metrics
-from keeperhub_scheduler.executor.claim import (
-    ClaimedRun,
-    Refusal,
-    Skipped,
-    claim,
-    run_for_legacy_message,
-)
+from keeperhub_scheduler.executor.claim import ClaimedRun, Claims, Refusal, Skipped
 from keeperhub_scheduler.executor.database import patiently
-from keeperhub_scheduler.executor.record import extend_lease, record
+from keeperhub_scheduler.executor.legacy import run_for_legacy_message
+from keeperhub_scheduler.executor.record import Records, extend_lease
 from keeperhub_scheduler.keeperhub import CallResult, ExecuteRequest, KeeperHubClient
 from keeperhub_scheduler.messages import InvalidMessageError, decode
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
@@ -91,6 +86,8 @@ class DeliveryHandler:
         self.transport = transport
         self.keeperhub = keeperhub
         self.policy = policy
+        self.claims = Claims(engine, policy.lease)
+        self.records = Records(engine)
 
     async def handle(self, delivery: Delivery) -> None:
         metrics.MESSAGES_RECEIVED.inc()
@@ -113,7 +110,7 @@ class DeliveryHandler:
             metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
             await self._settle(self.transport.delete(delivery))
             return
-        claimed = await claim(self.engine, message, run_id, self.policy.lease)
+        claimed = await self.claims.claim(message, run_id)
         if isinstance(claimed, Refusal):
             await self._refused(delivery, run_id, claimed)
         elif isinstance(claimed, Skipped):
@@ -178,8 +175,8 @@ class DeliveryHandler:
             return await self._give_up(run, result.status, result.error)
         delay = self.policy.backoff(run.attempt, result.retry_after)
         retrying = await patiently(
-            lambda: record(
-                self.engine, run, status="retrying", http_status=result.status,
+            lambda: self.records.record(
+                run, status="retrying", http_status=result.status,
                 error=result.error, retry_in=delay,
             ),
             run.id,
@@ -204,7 +201,7 @@ class DeliveryHandler:
         self, run: ClaimedRun, status: str, http_status: int | None, error: str | None
     ) -> bool:
         recorded = await patiently(
-            lambda: record(self.engine, run, status=status, http_status=http_status, error=error),
+            lambda: self.records.record(run, status=status, http_status=http_status, error=error),
             run.id,
         )
         if recorded:

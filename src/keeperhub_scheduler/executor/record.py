@@ -5,24 +5,46 @@ attempts = n``), so an executor whose lease lapsed and whose run was taken over 
 the outcome of the one that took it. A final outcome updates the run and the schedule's
 ``last_run_at``, ``last_status``, ``last_error`` and ``run_count`` atomically, with no
 read-modify-write: on PostgreSQL one autocommitted statement (a data-modifying CTE), on SQLite
-two statements in one transaction.
+two statements in one transaction. On PostgreSQL ``Records`` sends the final outcomes of
+concurrent calls as one such statement over arrays, locking their schedules in id order (two
+batches never wait on each other's schedules crosswise).
 """
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import BigInteger, Integer, Interval, Text, bindparam, case, cast, func, or_, update
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Interval,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.coalesce import Coalescer
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.executor.claim import ClaimedRun
 from keeperhub_scheduler.executor.database import once_more_if_disconnected
 
+log = logging.getLogger("keeperhub_scheduler.executor")
+
 R = schedule_runs
 S = workflow_schedules
 FINAL = ("succeeded", "failed", "dead")
+BATCH_LIMIT = 10
 
 
 async def record(
@@ -45,6 +67,69 @@ async def record(
     return await _record_sqlite(engine, run, status, http_status, error, retry_in)
 
 
+class Records:
+    """The outcomes one executor writes. On PostgreSQL, final outcomes submitted together go
+    out as one statement (see ``coalesce``); retries, and everything on SQLite, one by one."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._batches: Coalescer[Outcome, bool] | None = None
+        if engine.dialect.name == "postgresql":
+            self._batches = Coalescer(self._record_batch, limit=BATCH_LIMIT)
+
+    async def record(
+        self,
+        run: ClaimedRun,
+        *,
+        status: str,
+        http_status: int | None,
+        error: str | None,
+        retry_in: float | None = None,
+    ) -> bool:
+        """As ``record`` does."""
+        if self._batches is not None and status in FINAL:
+            outcome = Outcome(run.id, run.attempt, status, http_status, error)
+            try:
+                return await self._batches.submit(outcome)
+            except DBAPIError as error_:
+                # Rare (a deadlock between batches, say): write this outcome alone below, which
+                # raises if the database is down (the caller tries again, patiently).
+                log.warning("batched record failed; recording alone", extra={"error": str(error_)})
+        return await record(
+            self.engine, run, status=status, http_status=http_status, error=error,
+            retry_in=retry_in,
+        )  # fmt: skip
+
+    async def _record_batch(self, batch: list[Outcome]) -> list[bool]:
+        written = await once_more_if_disconnected(lambda: _write_finals(self.engine, batch))
+        return [outcome.run_id in written for outcome in batch]
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """A final outcome of one attempt, as the batched statement takes it."""
+
+    run_id: str
+    attempt: int
+    status: str
+    http_status: int | None
+    error: str | None
+
+
+async def _write_finals(engine: AsyncEngine, outcomes: list[Outcome]) -> set[str]:
+    """The run ids whose outcome was written (the others are no longer ours)."""
+    parameters = {
+        "b_run_ids": [outcome.run_id for outcome in outcomes],
+        "b_attempts": [outcome.attempt for outcome in outcomes],
+        "b_statuses": [outcome.status for outcome in outcomes],
+        "b_http_statuses": [outcome.http_status for outcome in outcomes],
+        "b_errors": [outcome.error for outcome in outcomes],
+    }
+    async with engine.connect() as connection:
+        await connection.execution_options(isolation_level="AUTOCOMMIT")
+        return {row.id for row in await connection.execute(FINAL_RECORD, parameters)}
+
+
 async def _record_postgres(
     engine: AsyncEngine,
     run: ClaimedRun,
@@ -53,22 +138,20 @@ async def _record_postgres(
     error: str | None,
     retry_in: float | None,
 ) -> bool:
+    if status in FINAL:
+        outcome = Outcome(run.id, run.attempt, status, http_status, error)
+        return run.id in await _write_finals(engine, [outcome])
     parameters: dict[str, Any] = {
         "b_run_id": run.id,
         "b_attempt": run.attempt,
         "b_status": status,
         "b_http_status": http_status,
         "b_error": error,
+        "b_retry_in": timedelta(seconds=retry_in or 0),
     }
-    if status in FINAL:
-        statement = FINAL_RECORD
-        parameters |= {"b_scheduled_for": run.scheduled_for, "b_last_status": _last_status(status)}
-    else:
-        statement = RETRY_RECORD
-        parameters["b_retry_in"] = timedelta(seconds=retry_in or 0)
     async with engine.connect() as connection:
         await connection.execution_options(isolation_level="AUTOCOMMIT")
-        return (await connection.execute(statement, parameters)).first() is not None
+        return (await connection.execute(RETRY_RECORD, parameters)).first() is not None
 
 
 async def _record_sqlite(
@@ -137,13 +220,14 @@ def _run_values(
 
 
 def _schedule_values(
-    scheduled_for: Any, last_status: Any, error: Any, now: Any, dialect: str
+    scheduled_for: Any, last_status: Any, error: Any, now: Any, dialect: str, finished: Any = 1
 ) -> dict[str, Any]:
-    """run_count + 1 (KeeperHub keeps it as text), last_run_at, and last_status/last_error
-    unless a later occurrence has already reported (outcomes may arrive out of order)."""
+    """run_count + ``finished`` (KeeperHub keeps it as text), last_run_at, and
+    last_status/last_error unless a later occurrence has already reported (outcomes may arrive
+    out of order)."""
     newer = or_(S.c.last_status_for.is_(None), S.c.last_status_for <= scheduled_for)
     return {
-        "run_count": _incremented_run_count(dialect),
+        "run_count": _incremented_run_count(dialect, finished),
         "last_run_at": case(
             (or_(S.c.last_run_at.is_(None), S.c.last_run_at < now), now), else_=S.c.last_run_at
         ),
@@ -153,20 +237,78 @@ def _schedule_values(
     }
 
 
-def _incremented_run_count(dialect: str) -> Any:
+def _incremented_run_count(dialect: str, finished: Any) -> Any:
+    """A count KeeperHub's text column cannot parse starts again from these runs."""
     count = func.coalesce(func.nullif(S.c.run_count, ""), "0")
     if dialect == "postgresql":
         numeric = count.op("~")("^[0-9]{1,18}$")
-        return case((numeric, cast(cast(count, BigInteger) + 1, Text)), else_="1")
+        return case(
+            (numeric, cast(cast(count, BigInteger) + finished, Text)), else_=cast(finished, Text)
+        )
     numeric = count.op("NOT GLOB")("*[^0-9]*")
-    return case((numeric, cast(cast(count, Integer) + 1, Text)), else_="1")
+    return case((numeric, cast(cast(count, Integer) + finished, Text)), else_=cast(finished, Text))
 
 
-def _postgres_statements() -> tuple[Any, Any]:
-    """The two PostgreSQL records, built once: the hot path only binds its parameters.
+def _final_statement() -> Any:
+    """Final outcomes of many runs, over arrays; built once (the hot path only binds).
 
-    A final outcome is one statement: the run's UPDATE as a CTE, and the schedule's UPDATE
-    joined to it, so the schedule changes only if the run was still ours."""
+    ``written`` updates the runs still ours; ``latest`` gives each of their schedules its count
+    of finished runs and its latest occurrence's outcome; ``locked`` takes those schedules' rows
+    in id order; ``schedules`` updates them. The statement returns the ids of the runs written.
+    """
+    now = func.now()
+    outcomes = (
+        func.unnest(
+            bindparam("b_run_ids", type_=ARRAY(Text())),
+            bindparam("b_attempts", type_=ARRAY(Integer())),
+            bindparam("b_statuses", type_=ARRAY(Text())),
+            bindparam("b_http_statuses", type_=ARRAY(Integer())),
+            bindparam("b_errors", type_=ARRAY(Text())),
+        )
+        .table_valued("run_id", "attempt", "status", "http_status", "error")
+        .render_derived(name="m")
+    )
+    m = outcomes.c
+    written = (
+        update(R)
+        .where(_ours(m.run_id, m.attempt))
+        .values(**_run_values(m.status, m.http_status, m.error, now, None))
+        .returning(R.c.id, R.c.schedule_id, R.c.scheduled_for, R.c.status, R.c.error)
+        .cte("written")
+    )
+    w = written.c
+    latest = (
+        select(
+            w.schedule_id, w.scheduled_for, w.error,
+            case((w.status == "succeeded", "success"), else_="error").label("last_status"),
+            func.count().over(partition_by=w.schedule_id).label("finished"),
+        )
+        .ext(distinct_on(w.schedule_id))
+        .order_by(w.schedule_id, w.scheduled_for.desc())
+        .cte("latest")
+    )  # fmt: skip
+    locked = (
+        select(S.c.id)
+        .where(S.c.id.in_(select(latest.c.schedule_id)))
+        .order_by(S.c.id)
+        .with_for_update()
+        .cte("locked")
+    )
+    values = _schedule_values(
+        latest.c.scheduled_for, latest.c.last_status, latest.c.error, now, "postgresql",
+        latest.c.finished,
+    )  # fmt: skip
+    schedules = (
+        update(S)
+        .where(S.c.id == latest.c.schedule_id, S.c.id == locked.c.id)
+        .values(**values)
+        .cte("schedules")
+    )
+    return select(w.id).add_cte(schedules)
+
+
+def _retry_statement() -> Any:
+    """A retry's outcome: the run due again ``b_retry_in`` from now; built once."""
     now = func.now()
     run_id, attempt = bindparam("b_run_id", type_=Text()), bindparam("b_attempt", type_=Integer())
     status = bindparam("b_status", type_=Text())
@@ -174,32 +316,14 @@ def _postgres_statements() -> tuple[Any, Any]:
         bindparam("b_http_status", type_=Integer()),
         bindparam("b_error", type_=Text()),
     )
-    retry = (
+    retry_at = now + bindparam("b_retry_in", type_=Interval())
+    return (
         update(R)
         .where(_ours(run_id, attempt))
-        .values(
-            **_run_values(
-                status, http_status, error, None, now + bindparam("b_retry_in", type_=Interval())
-            )
-        )
+        .values(**_run_values(status, http_status, error, None, retry_at))
         .returning(R.c.id)
     )
-    written = (
-        update(R)
-        .where(_ours(run_id, attempt))
-        .values(**_run_values(status, http_status, error, now, None))
-        .returning(R.c.schedule_id)
-        .cte("written")
-    )
-    scheduled_for = bindparam("b_scheduled_for", type_=S.c.last_status_for.type)
-    last_status = bindparam("b_last_status", type_=Text())
-    final = (
-        update(S)
-        .where(S.c.id == written.c.schedule_id)
-        .values(**_schedule_values(scheduled_for, last_status, error, now, "postgresql"))
-        .returning(S.c.id)
-    )
-    return final, retry
 
 
-FINAL_RECORD, RETRY_RECORD = _postgres_statements()
+FINAL_RECORD = _final_statement()
+RETRY_RECORD = _retry_statement()
