@@ -22,6 +22,7 @@ from urllib.parse import quote
 
 import httpx
 
+from keeperhub_scheduler.http_transport import AiohttpTransport
 from keeperhub_scheduler.messages import ID_PATTERN, format_instant
 
 
@@ -60,7 +61,8 @@ class CallResult:
 
 
 class KeeperHubClient:
-    """One pooled ``httpx.AsyncClient`` for the whole process."""
+    """One pooled ``httpx.AsyncClient`` for the whole process, on aiohttp's connection pool
+    (see ``http_transport``) unless given another transport."""
 
     def __init__(
         self,
@@ -76,11 +78,8 @@ class KeeperHubClient:
         self._service_key = service_key
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
             follow_redirects=False,  # a redirect could carry the service key elsewhere
-            transport=transport,
+            transport=transport or AiohttpTransport(max_connections=max_connections),
         )
 
     async def close(self) -> None:
