@@ -63,6 +63,7 @@ class Result:
     late_max_seconds: float
     outage_seconds: int
     recovery_seconds: float
+    recovered_in_window: bool
     late_p99_outside_outage_seconds: float
 
 
@@ -161,6 +162,7 @@ class Lateness:
     steady: list[float]  # outside the outage and the recovery after it
     outside_outage: list[float]  # outside the outage only (the recovery's backlog included)
     recovery_seconds: float  # thaw until the pipeline was on time again
+    recovered: bool  # False: not on time again by the end of the window
 
 
 def analyse(
@@ -190,21 +192,31 @@ def split_lateness(
     """The outage leaves a backlog that the pipeline works off after the thaw, at its full
     throughput; until it has, new occurrences queue behind it. Recovery ends with the first
     second after the thaw whose occurrences arrived, in the median, within a second (the median,
-    so that a run held by a just-killed executor does not count as the backlog)."""
+    so that a run held by a just-killed executor does not count as the backlog). A window that
+    ends before that second has no steady state after the outage: the recovery runs to its end
+    and is reported as not finished."""
     frozen, thawed = outage
     by_second: dict[datetime, list[float]] = defaultdict(list)
     for (_, instant), seconds in late.items():
         if instant >= thawed:
             by_second[instant.replace(microsecond=0)].append(seconds)
+    end = max(by_second) + timedelta(seconds=1) if by_second else thawed
     recovered = next(
         (second for second in sorted(by_second) if statistics.median(by_second[second]) < 1.0),
-        thawed,
+        end,
     )
     return Lateness(
         steady=[s for (_, at), s in late.items() if not frozen <= at < recovered],
         outside_outage=[s for (_, at), s in late.items() if not frozen <= at < thawed],
         recovery_seconds=(recovered - thawed).total_seconds(),
+        recovered=recovered < end,
     )
+
+
+def recovery_text(result: Result) -> str:
+    if result.recovered_in_window:
+        return str(result.recovery_seconds)
+    return f"> {result.recovery_seconds} (not on time again before the window ended)"
 
 
 def quantile(values: list[float], percent: int) -> float:
@@ -271,6 +283,7 @@ def run(duration: int, count: int, kill_every: float, outage_seconds: int, workd
             late_p99_seconds=quantile(late.steady, 99),
             late_max_seconds=round(max(late.steady, default=0.0), 3),
             recovery_seconds=late.recovery_seconds,
+            recovered_in_window=late.recovered,
             late_p99_outside_outage_seconds=quantile(late.outside_outage, 99),
             outage_seconds=outage_seconds,
         )
@@ -345,7 +358,7 @@ def print_table(result: Result) -> None:
         ("duplicated", result.duplicated),
         ("calls (incl. retries)", result.calls),
         ("retried calls (same executionId)", result.retried_calls),
-        ("recovery after the outage (s)", result.recovery_seconds),
+        ("recovery after the outage (s)", recovery_text(result)),
         ("late p50 (s, outside outage + recovery)", result.late_p50_seconds),
         ("late p99 (s, outside outage + recovery)", result.late_p99_seconds),
         ("late max (s, outside outage + recovery)", result.late_max_seconds),

@@ -54,6 +54,7 @@ from tests.support.standin import free_port
 SIGNING_KEY = b"signing-key"
 CONCURRENCY = 50  # the executor's default SCHEDULER_EXECUTOR_CONCURRENCY
 RECEIVERS = 4  # and SCHEDULER_RECEIVE_CONCURRENCY
+HANDOFF = 2  # and SCHEDULER_HANDOFF_SECONDS: the visibility each receive asks for
 SCHEDULES = 500
 FIRST = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -159,7 +160,10 @@ async def raw_limit(endpoint: QueueEndpoint, count: int) -> Row:
     transport = await SqsTransport(endpoint).start()
     progress = Progress(count)
     handler = DeleteOnly(transport, progress)
-    executor = Executor(transport, handler, concurrency=CONCURRENCY, receivers=RECEIVERS)  # type: ignore[arg-type]
+    executor = Executor(
+        transport, handler,  # type: ignore[arg-type]
+        concurrency=CONCURRENCY, receivers=RECEIVERS, receive_visibility=HANDOFF,
+    )  # fmt: skip
     stop = asyncio.Event()
     task = asyncio.create_task(executor.run(stop))
     while handler.deleted < count:

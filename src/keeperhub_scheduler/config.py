@@ -92,6 +92,11 @@ class Settings(BaseSettings):
     scheduler_http_connect_timeout_seconds: PositiveFloat = 5.0
     scheduler_http_read_timeout_seconds: PositiveFloat = 30.0
     scheduler_drain_seconds: PositiveFloat = 25.0
+    scheduler_handoff_seconds: Annotated[int, Field(ge=1, le=60)] = Field(
+        2,
+        description="How long a received message stays invisible before its call starts; a "
+        "killed executor's runs are taken over this soon",
+    )
 
     # --- ours: service ----------------------------------------------------------------------
     scheduler_db_pool_size: Annotated[int, Field(gt=0, le=100)] = 10

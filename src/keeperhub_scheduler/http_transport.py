@@ -95,4 +95,3 @@ def _timeout(request: httpx.Request) -> aiohttp.ClientTimeout:
         sock_connect=timeouts.get("connect"),
         sock_read=timeouts.get("read"),
     )
-

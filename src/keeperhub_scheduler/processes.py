@@ -115,6 +115,7 @@ def build_executor(
         retry_base=settings.scheduler_retry_base_seconds,
         retry_max=settings.scheduler_retry_max_seconds,
         visibility_timeout=settings.scheduler_visibility_timeout_seconds,
+        handoff_seconds=settings.scheduler_handoff_seconds,
     )
     executor = Executor(
         transport,
@@ -123,6 +124,7 @@ def build_executor(
         receivers=settings.scheduler_receive_concurrency,
         wait_seconds=settings.scheduler_receive_wait_seconds,
         drain_seconds=settings.scheduler_drain_seconds,
+        receive_visibility=policy.handoff_seconds,
     )
     return executor, keeperhub
 

@@ -18,6 +18,19 @@ def test_a_lease_ends_before_the_message_returns_and_outlasts_two_heartbeats(
     assert lease + 1e-5 >= 2 * policy.heartbeat_seconds  # a live one's never lapses between beats
 
 
+@pytest.mark.parametrize(("handoff", "visibility"), [(1, 5), (2, 30), (5, 6), (60, 30)])
+def test_a_claim_lease_ends_before_the_hand_off_and_is_extended_before_it_lapses(
+    handoff: int, visibility: int
+) -> None:
+    policy = ExecutionPolicy(
+        None, require_signature=False, visibility_timeout=visibility, handoff_seconds=handoff
+    )
+    lease = policy.handoff_lease.total_seconds()
+
+    assert lease < min(handoff, visibility)  # a copy redelivered after a death takes the run
+    assert policy.first_beat_seconds * 2 < lease  # a failed first beat is tried again in time
+
+
 def test_backoff_grows_with_jitter_within_its_bounds_in_whole_seconds() -> None:
     policy = ExecutionPolicy(None, require_signature=False, retry_base=2.0, retry_max=60.0)
     for attempt, ceiling in [(1, 2), (2, 4), (3, 8), (4, 16), (5, 32), (6, 60), (30, 60)]:

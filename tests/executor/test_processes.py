@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator
 from datetime import timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -153,6 +154,39 @@ async def test_an_executor_killed_mid_call_is_replaced_and_the_run_called_again_
     assert (runs[run_id]["status"], runs[run_id]["attempts"]) == ("succeeded", 2)
     assert calls_per_execution(standin_process) == {run_id: 2}
     assert await sqs.queue_counts(crash_queue) == (0, 0)
+
+
+async def test_runs_a_killed_executor_received_but_never_called_are_taken_over_within_seconds(
+    engine: AsyncEngine,
+    database_url: str,
+    queue: QueueEndpoint,
+    transport: SqsTransport,
+    standin_process: StandInProcess,
+    executors_30s: Executors,
+) -> None:
+    """The first executor receives five runs and is SIGKILLed while its claim waits (the runs'
+    rows are locked meanwhile). The queue's visibility timeout is 30 s, but messages are received
+    for the 2-second hand-off only: the second executor calls every run, once, long before 30 s."""
+    schedule = await add_schedule(engine)
+    run_ids = await add_runs(engine, schedule, 5)
+    await relay(engine, transport)
+    with psycopg.connect(database_url) as blocker:
+        blocker.execute("SELECT id FROM schedule_runs WHERE id = ANY(%s) FOR UPDATE", (run_ids,))
+        first = executors_30s.start()
+
+        async def all_received() -> bool:
+            return await sqs.queue_counts(queue) == (0, 5)
+
+        await wait_until(all_received, 60, "the first executor to receive the runs")
+        assert kill(first, signal.SIGKILL) == -signal.SIGKILL
+        blocker.rollback()
+    assert standin_process.calls() == []
+
+    executors_30s.start()
+    runs = await wait_for_runs(engine, run_ids, timeout=20)  # well inside the 30 s
+
+    assert {run["status"] for run in runs.values()} == {"succeeded"}
+    assert calls_per_execution(standin_process) == dict.fromkeys(run_ids, 1)
 
 
 async def test_sigterm_with_50_calls_in_flight_finishes_them_all_and_exits_0(

@@ -50,6 +50,20 @@ class ExecutionPolicy:
     retry_base: float = 2.0
     retry_max: float = 300.0
     visibility_timeout: int = 30
+    handoff_seconds: int = 2
+
+    @property
+    def handoff_lease(self) -> timedelta:
+        """The lease a claim takes. A message is received invisible for only ``handoff_seconds``
+        and the claim's lease ends before that, so the runs an executor held when it died are
+        taken over seconds later, not a visibility timeout later; a call that is still going
+        extends both to their full length at its first heartbeat."""
+        return timedelta(seconds=0.75 * min(self.handoff_seconds, self.visibility_timeout))
+
+    @property
+    def first_beat_seconds(self) -> float:
+        """A third of the hand-off lease: a beat that fails is tried again before it lapses."""
+        return self.handoff_lease.total_seconds() / 3
 
     @property
     def heartbeat_seconds(self) -> float:
@@ -86,10 +100,21 @@ class DeliveryHandler:
         self.transport = transport
         self.keeperhub = keeperhub
         self.policy = policy
-        self.claims = Claims(engine, policy.lease)
+        self.claims = Claims(engine, policy.handoff_lease)
         self.records = Records(engine)
 
     async def handle(self, delivery: Delivery) -> None:
+        try:
+            await self._handle(delivery)
+        except Exception:
+            # Unsettled (a database outage, a bug): keep the message away for the full
+            # visibility timeout rather than the short hand-off, so an outage does not become a
+            # storm of redeliveries, each counting towards the queue's maxReceiveCount.
+            with contextlib.suppress(Exception):
+                await self.transport.extend(delivery, self.policy.visibility_timeout)
+            raise
+
+    async def _handle(self, delivery: Delivery) -> None:
         metrics.MESSAGES_RECEIVED.inc()
         try:
             message = decode(
@@ -218,17 +243,23 @@ class DeliveryHandler:
         return recorded
 
     async def _keep_alive(self, delivery: Delivery, run: ClaimedRun) -> None:
-        """Keep the message invisible and the lease live: a slow call is never handed to a
-        second executor while this one still holds it."""
+        """Keep the lease live and the message invisible: a slow call is never handed to a
+        second executor while this one still holds it. The first beat comes early, before the
+        hand-off lease lapses; a beat that fails is tried again just as soon."""
+        pause = self.policy.first_beat_seconds
         while True:
-            await asyncio.sleep(self.policy.heartbeat_seconds)
+            await asyncio.sleep(pause)
             try:
-                await self.transport.extend(delivery, self.policy.visibility_timeout)
+                # The lease first: with it live, a copy delivered meanwhile waits instead of
+                # taking the run over.
                 if not await extend_lease(self.engine, run, self.policy.lease):
                     log.warning("run was taken over during its call", extra={"run_id": run.id})
                     return
+                await self.transport.extend(delivery, self.policy.visibility_timeout)
+                pause = self.policy.heartbeat_seconds
             except Exception as error:
-                # A blip must not cost the call's answer: keep calling, try again next beat.
+                # A blip must not cost the call's answer: keep calling, try again soon.
+                pause = self.policy.first_beat_seconds
                 log.warning(
                     "could not extend the visibility or the lease",
                     extra={"run_id": run.id, "error": f"{type(error).__name__}: {error}"},

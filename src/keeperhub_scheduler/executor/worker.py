@@ -60,6 +60,7 @@ class Executor:
         receivers: int = 4,
         wait_seconds: int = 20,
         drain_seconds: float = 25.0,
+        receive_visibility: int | None = None,
     ) -> None:
         self.transport = transport
         self.handler = handler
@@ -67,6 +68,9 @@ class Executor:
         self.receivers = receivers
         self.wait_seconds = wait_seconds
         self.drain_seconds = drain_seconds
+        # Received messages stay invisible this long unless extended (the hand-off window);
+        # None: the queue's own visibility timeout.
+        self.receive_visibility = receive_visibility
         self.heartbeat = Heartbeat(max_silence=max(60.0, wait_seconds * 3))
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -104,7 +108,9 @@ class Executor:
             if reserved == 0:
                 return
             try:
-                deliveries = await self.transport.receive(reserved, self.wait_seconds)
+                deliveries = await self.transport.receive(
+                    reserved, self.wait_seconds, self.receive_visibility
+                )
             except TransportError as error:
                 await self.slots.release(reserved)
                 self.heartbeat.beat()  # the loop turns; the queue is down, not the loop

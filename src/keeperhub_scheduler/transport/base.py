@@ -42,7 +42,12 @@ class Transport(Protocol):
         """Send messages; return the run ids that were accepted (the rest stay pending)."""
         ...
 
-    async def receive(self, max_messages: int, wait_seconds: int) -> list[Delivery]: ...
+    async def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int | None = None
+    ) -> list[Delivery]:
+        """Up to ``max_messages``, invisible to others for ``visibility_seconds`` (None: the
+        queue's default) unless extended or settled."""
+        ...
 
     async def delete(self, delivery: Delivery) -> None: ...
 

@@ -36,7 +36,11 @@ class DatabaseTransport:
             self.wake.set()
         return {message.run_id for message in messages}
 
-    async def receive(self, max_messages: int, wait_seconds: int) -> list[Delivery]:
+    async def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int | None = None
+    ) -> list[Delivery]:
+        """Runs ready to claim; ``visibility_seconds`` does not apply (a held run is kept from
+        this process's next receive, and from everyone by its lease once claimed)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:

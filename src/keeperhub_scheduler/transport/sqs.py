@@ -129,7 +129,10 @@ class SqsTransport:
                 return set()
         return {entry["Id"] for entry in answer.get("Successful", [])}
 
-    async def receive(self, max_messages: int, wait_seconds: int) -> list[Delivery]:
+    async def receive(
+        self, max_messages: int, wait_seconds: int, visibility_seconds: int | None = None
+    ) -> list[Delivery]:
+        visibility = {} if visibility_seconds is None else {"VisibilityTimeout": visibility_seconds}
         try:
             answer = await self._client.receive_message(
                 QueueUrl=self.endpoint.queue_url,
@@ -137,6 +140,7 @@ class SqsTransport:
                 WaitTimeSeconds=wait_seconds,
                 MessageAttributeNames=["All"],
                 MessageSystemAttributeNames=["ApproximateReceiveCount"],
+                **visibility,
             )
         except (TimeoutError, BotoCoreError, ClientError, OSError) as error:
             raise TransportError(f"receive failed: {error}") from error
