@@ -45,6 +45,12 @@ from tests.support.standin import StandInProcess, free_port
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
 VISIBILITY = 10
 READ_TIMEOUT = 3
+# How soon the runs a killed process held are taken over: an executor's received messages
+# (SCHEDULER_HANDOFF_SECONDS, default 2) and a dispatcher's claimed, unsent runs
+# (SCHEDULER_RELAY_LEASE_SECONDS, default 30). Shorter means faster takeover, at the price of
+# more duplicate messages (which the executor's claim drops) when a live process is slow.
+HANDOFF = 1
+RELAY_LEASE = 2
 
 
 @dataclass
@@ -260,7 +266,8 @@ def run(duration: int, count: int, kill_every: float, outage_seconds: int, workd
             SCHEDULER_RETRY_BASE_SECONDS="1",
             SCHEDULER_RETRY_MAX_SECONDS="5",
             SCHEDULER_MAX_ATTEMPTS="10",
-            SCHEDULER_RELAY_LEASE_SECONDS="5",
+            SCHEDULER_RELAY_LEASE_SECONDS=str(RELAY_LEASE),
+            SCHEDULER_HANDOFF_SECONDS=str(HANDOFF),
             SCHEDULER_RECEIVE_WAIT_SECONDS="2",
             SCHEDULER_DRAIN_SECONDS="10",
         )
@@ -352,6 +359,7 @@ def print_table(result: Result) -> None:
         ("window (s)", result.duration_seconds),
         ("processes killed (SIGKILL)", result.kills),
         ("LocalStack outage (s)", result.outage_seconds),
+        ("visibility / hand-off / relay lease (s)", f"{VISIBILITY} / {HANDOFF} / {RELAY_LEASE}"),
         ("expected occurrences", result.expected),
         ("executed", result.executed),
         ("missing", result.missing),
