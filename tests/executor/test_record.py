@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.executor.claim import ClaimedRun, claim
-from keeperhub_scheduler.executor.record import extend_lease, record
+from keeperhub_scheduler.executor.record import Records, extend_lease
 from keeperhub_scheduler.messages import RunMessage
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row
 
@@ -38,8 +38,8 @@ async def test_an_executor_whose_run_was_taken_over_cannot_overwrite_the_outcome
     current = await claimed(engine, schedule, run_id)
     assert (stale.attempt, current.attempt) == (1, 2)
 
-    assert await record(engine, current, status="succeeded", http_status=200, error=None)
-    late = await record(engine, stale, status="failed", http_status=500, error="late")
+    assert await Records(engine).record(current, status="succeeded", http_status=200, error=None)
+    late = await Records(engine).record(stale, status="failed", http_status=500, error="late")
     assert late is False
 
     run = await run_row(engine, run_id)
@@ -86,10 +86,10 @@ async def test_concurrent_outcomes_of_one_schedule_lose_no_count_and_report_the_
 
     async def finish(run: ClaimedRun) -> bool:
         if run is latest:
-            return await record(
-                engine, run, status="failed", http_status=422, error="HTTP 422: bad input"
+            return await Records(engine).record(
+                run, status="failed", http_status=422, error="HTTP 422: bad input"
             )
-        return await record(engine, run, status="succeeded", http_status=200, error=None)
+        return await Records(engine).record(run, status="succeeded", http_status=200, error=None)
 
     results = await asyncio.gather(*(finish(run) for run in claims))
 
@@ -107,8 +107,8 @@ async def test_a_retry_is_recorded_on_the_run_only(engine: AsyncEngine) -> None:
     [run_id] = await add_runs(engine, schedule, status="enqueued")
     claim = await claimed(engine, schedule, run_id)
 
-    assert await record(
-        engine, claim, status="retrying", http_status=503, error="HTTP 503: busy", retry_in=30
+    assert await Records(engine).record(
+        claim, status="retrying", http_status=503, error="HTTP 503: busy", retry_in=30
     )
 
     run = await run_row(engine, run_id)

@@ -47,26 +47,6 @@ FINAL = ("succeeded", "failed", "dead")
 BATCH_LIMIT = 10
 
 
-async def record(
-    engine: AsyncEngine,
-    run: ClaimedRun,
-    *,
-    status: str,
-    http_status: int | None,
-    error: str | None,
-    retry_in: float | None = None,
-) -> bool:
-    """Write the attempt's outcome (``retrying``: due again in ``retry_in`` seconds).
-
-    False when the run is no longer ours (our lease lapsed and another executor took it).
-    """
-    if engine.dialect.name == "postgresql":
-        return await once_more_if_disconnected(
-            lambda: _record_postgres(engine, run, status, http_status, error, retry_in)
-        )
-    return await _record_sqlite(engine, run, status, http_status, error, retry_in)
-
-
 class Records:
     """The outcomes one executor writes. On PostgreSQL, final outcomes submitted together go
     out as one statement (see ``coalesce``); retries, and everything on SQLite, one by one."""
@@ -86,7 +66,10 @@ class Records:
         error: str | None,
         retry_in: float | None = None,
     ) -> bool:
-        """As ``record`` does."""
+        """Write the attempt's outcome (``retrying``: due again in ``retry_in`` seconds).
+
+        False when the run is no longer ours (our lease lapsed and another executor took it).
+        """
         if self._batches is not None and status in FINAL:
             outcome = Outcome(run.id, run.attempt, status, http_status, error)
             try:
@@ -95,10 +78,11 @@ class Records:
                 # Rare (a deadlock between batches, say): write this outcome alone below, which
                 # raises if the database is down (the caller tries again, patiently).
                 log.warning("batched record failed; recording alone", extra={"error": str(error_)})
-        return await record(
-            self.engine, run, status=status, http_status=http_status, error=error,
-            retry_in=retry_in,
-        )  # fmt: skip
+        if self.engine.dialect.name == "postgresql":
+            return await once_more_if_disconnected(
+                lambda: _record_postgres(self.engine, run, status, http_status, error, retry_in)
+            )
+        return await _record_sqlite(self.engine, run, status, http_status, error, retry_in)
 
     async def _record_batch(self, batch: list[Outcome]) -> list[bool]:
         written = await once_more_if_disconnected(lambda: _write_finals(self.engine, batch))
