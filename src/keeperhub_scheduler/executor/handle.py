@@ -249,21 +249,27 @@ class DeliveryHandler:
         pause = self.policy.first_beat_seconds
         while True:
             await asyncio.sleep(pause)
-            try:
-                # The lease first: with it live, a copy delivered meanwhile waits instead of
-                # taking the run over.
-                if not await extend_lease(self.engine, run, self.policy.lease):
-                    log.warning("run was taken over during its call", extra={"run_id": run.id})
-                    return
-                await self.transport.extend(delivery, self.policy.visibility_timeout)
-                pause = self.policy.heartbeat_seconds
-            except Exception as error:
-                # A blip must not cost the call's answer: keep calling, try again soon.
-                pause = self.policy.first_beat_seconds
-                log.warning(
-                    "could not extend the visibility or the lease",
-                    extra={"run_id": run.id, "error": f"{type(error).__name__}: {error}"},
-                )
+            extended = await self._extend(delivery, run)
+            if extended is None:
+                log.warning("run was taken over during its call", extra={"run_id": run.id})
+                return
+            pause = self.policy.heartbeat_seconds if extended else self.policy.first_beat_seconds
+
+    async def _extend(self, delivery: Delivery, run: ClaimedRun) -> bool | None:
+        """Extend the lease, then the visibility, each whether or not the other could be: in a
+        database outage the invisible message alone keeps a copy from taking the run over (and
+        the answer is written when the database is back). None: the run is no longer ours."""
+        extended = True
+        try:
+            if not await extend_lease(self.engine, run, self.policy.lease):
+                return None
+        except Exception as error:
+            extended = _could_not_extend("lease", run, error)
+        try:
+            await self.transport.extend(delivery, self.policy.visibility_timeout)
+        except Exception as error:
+            extended = _could_not_extend("visibility", run, error)
+        return extended
 
     async def _settle_as(self, delivery: Delivery, settlement: Settlement) -> None:
         if settlement.kind == "delete":
@@ -289,3 +295,12 @@ class DeliveryHandler:
             log.warning(
                 "could not settle a delivery; it will be redelivered", extra={"error": str(error)}
             )
+
+
+def _could_not_extend(what: str, run: ClaimedRun, error: Exception) -> bool:
+    """A blip must not cost the call's answer: the call goes on, the beat is tried again."""
+    log.warning(
+        f"could not extend the {what}",
+        extra={"run_id": run.id, "error": f"{type(error).__name__}: {error}"},
+    )
+    return False
