@@ -10,7 +10,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.executor.claim import ClaimedRun, claim
+from keeperhub_scheduler.executor.claim import ClaimedRun, Claims
 from keeperhub_scheduler.executor.record import Records, extend_lease
 from keeperhub_scheduler.messages import RunMessage
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row
@@ -23,7 +23,7 @@ async def claimed(
 ) -> ClaimedRun:
     row = await run_row(engine, run_id)
     message = RunMessage(schedule.workflow_id, schedule.id, row["scheduled_for"], run_id)
-    claimed_run = await claim(engine, message, run_id, lease)
+    claimed_run = await Claims(engine, lease).claim(message, run_id)
     assert isinstance(claimed_run, ClaimedRun), claimed_run
     return claimed_run
 

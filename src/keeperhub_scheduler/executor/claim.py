@@ -149,13 +149,6 @@ class Claims:
         return Skipped(run, reason)
 
 
-async def claim(
-    engine: AsyncEngine, message: RunMessage, run_id: str, lease: timedelta
-) -> ClaimedRun | Skipped | Refusal:
-    """One claim on its own (``Claims.claim``)."""
-    return await Claims(engine, lease).claim(message, run_id)
-
-
 async def _claim_in_transaction(
     engine: AsyncEngine, message: RunMessage, run_id: str, lease: timedelta
 ) -> ClaimedRun | Skipped | Refusal:
