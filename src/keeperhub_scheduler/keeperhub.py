@@ -11,9 +11,7 @@ KeeperHub can tell a retry from a new execution. The answer is classified once, 
 from __future__ import annotations
 
 import email.utils
-import importlib.util
 import json
-import sys
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -24,18 +22,6 @@ import httpx
 
 from keeperhub_scheduler.http_transport import AiohttpTransport
 from keeperhub_scheduler.messages import ID_PATTERN, format_instant
-
-
-def _skip_sniffio_lookups() -> None:
-    """httpcore runs ``import sniffio`` inside every request to learn which event loop it is on.
-    sniffio is not installed here (anyio 4 no longer needs it) and a failed import searches the
-    whole of ``sys.path`` each time: 7% of the executor's CPU. Recorded as absent, the import
-    fails at once and httpcore assumes asyncio, which is what we run. Installed, it is used."""
-    if "sniffio" not in sys.modules and importlib.util.find_spec("sniffio") is None:
-        sys.modules["sniffio"] = None  # type: ignore[assignment]
-
-
-_skip_sniffio_lookups()
 
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 MAX_ERROR_CHARS = 500
