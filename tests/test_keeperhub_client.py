@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from aiohttp import web
 
 from keeperhub_scheduler.keeperhub import ExecuteRequest, KeeperHubClient
 from keeperhub_scheduler.standin import Scripted, StandInState
@@ -147,3 +148,27 @@ async def test_a_workflow_id_that_could_change_the_path_is_refused_without_a_cal
 def test_a_valid_workflow_id_is_the_last_path_segment_but_one() -> None:
     keeperhub = KeeperHubClient("https://keeperhub.example/", None)
     assert keeperhub.url_for("Ab_9-x") == "https://keeperhub.example/api/workflow/Ab_9-x/execute"
+
+
+async def test_a_cookie_one_answer_sets_is_not_sent_with_the_next_call() -> None:
+    cookies_seen: list[str | None] = []
+
+    async def sets_a_cookie(request: web.Request) -> web.Response:
+        cookies_seen.append(request.headers.get("Cookie"))
+        return web.json_response({}, headers={"Set-Cookie": "session=abc; Path=/"})
+
+    app = web.Application()
+    app.add_routes([web.post("/api/workflow/{workflow_id}/execute", sets_a_cookie)])
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    keeperhub = KeeperHubClient(f"http://127.0.0.1:{port}", "service-key")
+    try:
+        results = [await keeperhub.execute(REQUEST) for _ in range(2)]
+    finally:
+        await keeperhub.close()
+        await runner.cleanup()
+
+    assert [result.outcome for result in results] == ["succeeded", "succeeded"]
+    assert cookies_seen == [None, None]

@@ -49,7 +49,9 @@ class AiohttpTransport(httpx.AsyncBaseTransport):
                     for name, value in answer.headers.items()
                     if name.lower() not in NOT_RETURNED
                 ]
-                return httpx.Response(answer.status, headers=returned, content=body)
+                # A ready stream: ``content=`` would make httpx add headers and read it again.
+                stream = httpx.ByteStream(body)
+                return httpx.Response(answer.status, headers=returned, stream=stream)
         except aiohttp.ConnectionTimeoutError as error:
             raise httpx.ConnectTimeout(str(error) or "connect timeout", request=request) from error
         except TimeoutError as error:  # aiohttp's read timeouts are TimeoutErrors too
