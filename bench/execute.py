@@ -8,7 +8,9 @@ Three measurements, printed as one table:
   own process), record and delete, with 1 and with 2 ``keeperhub-scheduler executor`` processes;
   the stand-in's counts then confirm that every run was called exactly once;
 * memory: the RSS of one executor process after its first executions and as it goes on to
-  ``--memory-count`` executions (flat means no per-execution growth).
+  ``--memory-count`` executions (flat means no per-execution growth);
+* where the CPU goes: ms per execution of each process involved (executor, stand-in, LocalStack,
+  PostgreSQL) and how busy the machine's cores were, since every process shares them.
 
 Rates are measured between 10% and 90% of the runs finished (start-up and the tail excluded).
 
@@ -17,7 +19,7 @@ Rates are measured between 10% and 90% of the runs finished (start-up and the ta
     uv run python bench/execute.py --count 1000 --memory-count 0   # a quick look
 
 The default run takes about 10 minutes on the 2-core development machine, where one executor
-process manages about 125 executions/s; 100,000 executions for the memory figure take 15.
+process manages about 300 executions/s; 100,000 executions for the memory figure take 15.
 Run under ``flock /tmp/khs-bench.lock`` so no two benchmarks share the machine's two cores.
 """
 
@@ -34,7 +36,7 @@ import tempfile
 import threading
 import time
 import urllib.request
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -66,6 +68,7 @@ class Row:
     per_second: float
     note: str = ""
     cpu: dict[str, float] = field(default_factory=dict)  # CPU ms per execution, by process
+    busy: float = 0.0  # share of the machine's CPU time in use while it ran
 
 
 @dataclass
@@ -165,15 +168,18 @@ async def raw_limit(endpoint: QueueEndpoint, count: int) -> Row:
         concurrency=CONCURRENCY, receivers=RECEIVERS, receive_visibility=HANDOFF,
     )  # fmt: skip
     stop = asyncio.Event()
+    clock = MachineClock({"receiver": lambda: [os.getpid()], "LocalStack": localstack_pids})
     task = asyncio.create_task(executor.run(stop))
     while handler.deleted < count:
         progress.add(handler.deleted)
         await asyncio.sleep(0.05)
     progress.add(handler.deleted)
+    cpu, busy = clock.per_execution(count), clock.busy()
     stop.set()
     await task
     await transport.close()
-    return Row("raw limit: receive + delete, no work", count, progress.rate(), "in-process")
+    name = "raw limit: receive + delete, no work"
+    return Row(name, count, progress.rate(), "in-process", cpu, busy)
 
 
 # --- (b, c) executor processes ------------------------------------------------------------------
@@ -231,6 +237,58 @@ def localstack_pids() -> list[int]:
     return [int(pid) for pid in found.stdout.split()]
 
 
+def postgres_pids() -> list[int]:
+    """The PostgreSQL server's processes: the postmaster, its workers and every backend."""
+    pids = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            if stat.read_text().split(" (", 1)[1].startswith("postgres)"):
+                pids.append(int(stat.parent.name))
+        except (OSError, IndexError):
+            continue
+    return pids
+
+
+class MachineClock:
+    """CPU seconds by group of processes, and the machine's busy share, from one start.
+
+    Processes may start after ``start`` (PostgreSQL's backends for new connections): each group's
+    processes are looked up again at the end and a new one counts from zero.
+    """
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
+        self.groups = groups
+        self.before = {name: _cpu_by_pid(find()) for name, find in groups.items()}
+        self.machine_before = _machine_jiffies()
+
+    def per_execution(self, count: int) -> dict[str, float]:
+        """CPU ms per execution of each group since the start."""
+        spent = {}
+        for name, find in self.groups.items():
+            now = _cpu_by_pid(find())
+            before = self.before[name]
+            seconds = sum(value - before.get(pid, 0.0) for pid, value in now.items())
+            spent[name] = seconds / count * 1000
+        return spent
+
+    def busy(self) -> float:
+        busy, total = (after - before for after, before in zip(
+            _machine_jiffies(), self.machine_before, strict=True
+        ))  # fmt: skip
+        return busy / max(1, total)
+
+
+def _cpu_by_pid(pids: Sequence[int]) -> dict[int, float]:
+    return {pid: cpu_seconds([pid]) for pid in pids}
+
+
+def _machine_jiffies() -> tuple[int, int]:
+    """(busy, total) jiffies of all cores since boot; idle and iowait are not busy."""
+    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
+    total = sum(fields[:8])  # guest time is already counted in user
+    return total - fields[3] - fields[4], total
+
+
 def rss_kib(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -272,12 +330,12 @@ def execute(
         spawn(["executor"], env, logs / f"executor-{processes}-{i}.log") for i in range(processes)
     ]
     print(f"executor pids: {' '.join(str(p.pid) for p in started)}", file=sys.stderr, flush=True)
-    groups = {
-        "executor": [p.pid for p in started],
-        "stand-in": [standin.process.pid],
-        "LocalStack": localstack_pids(),
-    }
-    cpu_before = {name: cpu_seconds(pids) for name, pids in groups.items()}
+    clock = MachineClock({
+        "executor": lambda: [p.pid for p in started],
+        "stand-in": lambda: [standin.process.pid],
+        "LocalStack": localstack_pids,
+        "PostgreSQL": postgres_pids,
+    })  # fmt: skip
     progress = Progress(count)
     memory: list[tuple[int, int]] = []
     done = 0
@@ -290,9 +348,7 @@ def execute(
         if any(p.poll() is not None for p in started):
             raise RuntimeError(f"an executor exited early; see {logs}")
         time.sleep(0.25)
-    cpu = {
-        name: (cpu_seconds(pids) - cpu_before[name]) / count * 1000 for name, pids in groups.items()
-    }
+    cpu, busy = clock.per_execution(count), clock.busy()
     for process in started:
         process.send_signal(signal.SIGTERM)
     codes = [process.wait(timeout=120) for process in started]
@@ -302,7 +358,7 @@ def execute(
     twice = sum(1 for calls in counts.values() if calls > 1)
     note = f"exit codes {codes}; {len(counts)} executionIds, {twice} called more than once"
     name = f"end to end, {processes} executor process{'es' if processes > 1 else ''}"
-    return Row(name, count, progress.rate(), note, cpu), memory
+    return Row(name, count, progress.rate(), note, cpu, busy), memory
 
 
 def sqs_endpoint(env: dict[str, str]) -> QueueEndpoint:
@@ -326,11 +382,13 @@ def print_table(rows: list[Row], raw: float, memory: list[tuple[int, int]]) -> N
         share = f"{row.per_second / raw:.0%}" if raw else ""
         print(f"{row.measurement:40} {row.count:>7} {row.per_second:>6.0f} {share:>6}  {row.note}")
     print()
-    print("CPU ms per execution (all executor processes together; LocalStack serves everyone)")
+    print("CPU ms per execution, by process (all executor processes together), and the share of")
+    print(f"the machine's {os.cpu_count()} cores in use meanwhile")
     for row in rows:
         if row.cpu:
             parts = "  ".join(f"{name} {ms:.2f}" for name, ms in row.cpu.items())
-            print(f"  {row.measurement:38} {parts}")
+            total = sum(row.cpu.values())
+            print(f"  {row.measurement:38} {parts}  = {total:.2f}; busy {row.busy:.0%}")
     if memory:
         print()
         print(f"{'executions':>10} {'RSS MiB':>8}   (one executor process)")
