@@ -2,6 +2,8 @@
 
 ``/healthz`` answers 200 while the main loop has turned recently (a wedged loop fails the liveness
 probe and gets restarted); ``/readyz`` answers 200 when the database and the queue answer.
+``/metrics`` also asks SQS for its queue's depth when there is one, so a backlog or a filling
+dead-letter queue shows beside the rest, without CloudWatch.
 """
 
 from __future__ import annotations
@@ -20,6 +22,9 @@ from starlette.routing import Route
 from keeperhub_scheduler import metrics
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
+# The transport's depth: {"queue_visible": n, "queue_in_flight": n, "dlq_visible": n, ...}.
+DepthProbe = Callable[[], Awaitable[dict[str, int]]]
+DEPTH_TIMEOUT_SECONDS = 5.0  # well inside a scrape's usual 10 s timeout
 
 
 class Heartbeat:
@@ -37,7 +42,9 @@ class Heartbeat:
         return time.monotonic() - self.last <= self.max_silence
 
 
-def health_app(heartbeat: Heartbeat, readiness: ReadinessCheck) -> Starlette:
+def health_app(
+    heartbeat: Heartbeat, readiness: ReadinessCheck, depth: DepthProbe | None = None
+) -> Starlette:
     async def healthz(_: Request) -> Response:
         status = 200 if heartbeat.alive else 503
         return JSONResponse({"alive": heartbeat.alive}, status_code=status)
@@ -49,6 +56,8 @@ def health_app(heartbeat: Heartbeat, readiness: ReadinessCheck) -> Starlette:
         )
 
     async def metrics_endpoint(_: Request) -> Response:
+        if depth is not None:
+            await read_queue_depth(depth)
         return Response(metrics.render(), media_type="text/plain; version=0.0.4")
 
     return Starlette(
@@ -58,6 +67,20 @@ def health_app(heartbeat: Heartbeat, readiness: ReadinessCheck) -> Starlette:
             Route("/metrics", metrics_endpoint),
         ]
     )
+
+
+async def read_queue_depth(depth: DepthProbe) -> None:
+    """Set the queue gauges from SQS; when SQS does not answer, empty them (a stale count would
+    hide a growing backlog) and count the failure. The scrape itself always answers."""
+    try:
+        values = await asyncio.wait_for(depth(), DEPTH_TIMEOUT_SECONDS)
+    except Exception:
+        metrics.QUEUE_MESSAGES.clear()
+        metrics.QUEUE_DEPTH_FAILURES.inc()
+        return
+    for key, count in values.items():
+        queue, state = key.split("_", 1)  # "queue_in_flight" -> ("queue", "in_flight")
+        metrics.QUEUE_MESSAGES.labels("main" if queue == "queue" else queue, state).set(count)
 
 
 class EmbeddedServer(uvicorn.Server):

@@ -102,6 +102,20 @@ END_TO_END_LAG = Histogram(
 )
 IN_FLIGHT = Gauge(PREFIX + "executions_in_flight", "KeeperHub calls in progress", registry=REGISTRY)
 
+# --- both: the SQS queue, read when /metrics is scraped -----------------------------------------
+QUEUE_MESSAGES = Gauge(
+    PREFIX + "queue_messages",
+    "Messages in the SQS queue (main) and its dead-letter queue (dlq), by state (visible,"
+    " in_flight), as SQS counted them at the last scrape",
+    ["queue", "state"],
+    registry=REGISTRY,
+)
+QUEUE_DEPTH_FAILURES = Counter(
+    PREFIX + "queue_depth_failures_total",
+    "Scrapes at which the queue's depth could not be read (the gauge is then left empty)",
+    registry=REGISTRY,
+)
+
 
 def render() -> bytes:
     return generate_latest(REGISTRY)

@@ -19,7 +19,7 @@ from keeperhub_scheduler.db.engine import create_engine, database_now
 from keeperhub_scheduler.dispatcher import Dispatcher
 from keeperhub_scheduler.executor.handle import DeliveryHandler, ExecutionPolicy
 from keeperhub_scheduler.executor.worker import Executor
-from keeperhub_scheduler.health import health_app, serve
+from keeperhub_scheduler.health import DepthProbe, health_app, serve
 from keeperhub_scheduler.keeperhub import KeeperHubClient
 from keeperhub_scheduler.transport.base import Transport
 from keeperhub_scheduler.transport.database import DatabaseTransport
@@ -75,6 +75,12 @@ async def opened(
         await engine.dispose()
 
 
+def queue_depth(transport: Transport) -> DepthProbe | None:
+    """What ``/metrics`` reports of the queue: SQS's own counts, or nothing for the database
+    transport (a single machine's queue: ``status`` counts its runs)."""
+    return transport.depth if isinstance(transport, SqsTransport) else None
+
+
 def readiness(engine: AsyncEngine, transport: Transport):  # type: ignore[no-untyped-def]
     async def check() -> dict[str, str]:
         problems: dict[str, str] = {}
@@ -98,7 +104,7 @@ async def run_dispatcher(settings: Settings, *, once: bool) -> int:
         if once:
             return 0 if await dispatcher.run_once() else 1
         stop = stop_on_signals()
-        app = health_app(dispatcher.heartbeat, readiness(engine, transport))
+        app = health_app(dispatcher.heartbeat, readiness(engine, transport), queue_depth(transport))
         freeze_startup_heap()
         await asyncio.gather(
             dispatcher.run_forever(stop),
@@ -148,7 +154,7 @@ async def run_executor(settings: Settings) -> int:
     async with opened(settings, pre_ping=False, overflow=0) as (engine, transport):
         executor, keeperhub = build_executor(settings, engine, transport)
         stop = stop_on_signals()
-        app = health_app(executor.heartbeat, readiness(engine, transport))
+        app = health_app(executor.heartbeat, readiness(engine, transport), queue_depth(transport))
         freeze_startup_heap()
         try:
             await asyncio.gather(

@@ -8,12 +8,15 @@ import signal
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.health import DepthProbe, Heartbeat, health_app
 from keeperhub_scheduler.messages import sign
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.world import (
@@ -129,6 +132,8 @@ async def test_healthz_readyz_and_metrics_of_a_working_executor(
     assert metric(text, prefix + 'keeperhub_call_seconds_count{outcome="retry"}') == 1
     assert metric(text, prefix + "end_to_end_lag_seconds_count") == 3
     assert metric(text, prefix + "executions_in_flight") == 0
+    assert metric(text, prefix + 'queue_messages{queue="main",state="visible"}') == 0
+    assert metric(text, prefix + 'queue_messages{queue="dlq",state="visible"}') == 1
 
 
 @pytest.mark.parametrize("down", ["queue", "database"])
@@ -154,3 +159,35 @@ async def test_readyz_answers_503_naming_what_cannot_be_reached(
     assert list(body["problems"]) == [down]
     # Alive all the same: restarting the executor would not bring the queue or database back.
     assert liveness == (200, {"alive": True})
+
+
+async def test_metrics_show_the_queue_depth_and_no_stale_depth_when_sqs_is_down(
+    queue: QueueEndpoint, transport: SqsTransport
+) -> None:
+    for index in range(3):
+        await send_raw(transport, f"message {index}", {})
+    closed = replace(queue, endpoint_url=f"http://127.0.0.1:{free_port()}")
+    unreachable = await SqsTransport(closed).start()
+    try:
+        up = await scrape(transport.depth)
+        down = await scrape(unreachable.depth)
+    finally:
+        await unreachable.close()
+
+    prefix = "keeperhub_scheduler_"
+    assert metric(up, prefix + 'queue_messages{queue="main",state="visible"}') == 3
+    assert metric(up, prefix + 'queue_messages{queue="dlq",state="visible"}') == 0
+    assert prefix + "queue_messages{" not in down
+    failures = metric(down, prefix + "queue_depth_failures_total")
+    assert failures == metric(up, prefix + "queue_depth_failures_total") + 1
+
+
+async def scrape(depth: DepthProbe) -> str:
+    async def ready() -> dict[str, str]:
+        return {}
+
+    app = health_app(Heartbeat(60), ready, depth)
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app), base_url="http://x") as client:
+        answer = await client.get("/metrics")
+    assert answer.status_code == 200
+    return answer.text
