@@ -70,8 +70,8 @@ class Records:
 
         False when the run is no longer ours (our lease lapsed and another executor took it).
         """
+        outcome = Outcome(run.id, run.attempt, status, http_status, error)
         if self._batches is not None and status in FINAL:
-            outcome = Outcome(run.id, run.attempt, status, http_status, error)
             try:
                 return await self._batches.submit(outcome)
             except DBAPIError as error_:
@@ -80,9 +80,9 @@ class Records:
                 log.warning("batched record failed; recording alone", extra={"error": str(error_)})
         if self.engine.dialect.name == "postgresql":
             return await once_more_if_disconnected(
-                lambda: _record_postgres(self.engine, run, status, http_status, error, retry_in)
+                lambda: _record_postgres(self.engine, outcome, retry_in)
             )
-        return await _record_sqlite(self.engine, run, status, http_status, error, retry_in)
+        return await _record_sqlite(self.engine, run, outcome, retry_in)
 
     async def _record_batch(self, batch: list[Outcome]) -> list[bool]:
         written = await once_more_if_disconnected(lambda: _write_finals(self.engine, batch))
@@ -91,7 +91,7 @@ class Records:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A final outcome of one attempt, as the batched statement takes it."""
+    """The outcome of one attempt (final ones as the batched statement takes them)."""
 
     run_id: str
     attempt: int
@@ -114,23 +114,15 @@ async def _write_finals(engine: AsyncEngine, outcomes: list[Outcome]) -> set[str
         return {row.id for row in await connection.execute(FINAL_RECORD, parameters)}
 
 
-async def _record_postgres(
-    engine: AsyncEngine,
-    run: ClaimedRun,
-    status: str,
-    http_status: int | None,
-    error: str | None,
-    retry_in: float | None,
-) -> bool:
-    if status in FINAL:
-        outcome = Outcome(run.id, run.attempt, status, http_status, error)
-        return run.id in await _write_finals(engine, [outcome])
+async def _record_postgres(engine: AsyncEngine, outcome: Outcome, retry_in: float | None) -> bool:
+    if outcome.status in FINAL:
+        return outcome.run_id in await _write_finals(engine, [outcome])
     parameters: dict[str, Any] = {
-        "b_run_id": run.id,
-        "b_attempt": run.attempt,
-        "b_status": status,
-        "b_http_status": http_status,
-        "b_error": error,
+        "b_run_id": outcome.run_id,
+        "b_attempt": outcome.attempt,
+        "b_status": outcome.status,
+        "b_http_status": outcome.http_status,
+        "b_error": outcome.error,
         "b_retry_in": timedelta(seconds=retry_in or 0),
     }
     async with engine.connect() as connection:
@@ -139,18 +131,14 @@ async def _record_postgres(
 
 
 async def _record_sqlite(
-    engine: AsyncEngine,
-    run: ClaimedRun,
-    status: str,
-    http_status: int | None,
-    error: str | None,
-    retry_in: float | None,
+    engine: AsyncEngine, run: ClaimedRun, outcome: Outcome, retry_in: float | None
 ) -> bool:
+    status, error = outcome.status, outcome.error
     final = status in FINAL
     now = datetime.now(UTC)  # SQLite has no clock of its own in a comparable form
     retry_at = now + timedelta(seconds=retry_in or 0)
     values = _run_values(
-        status, http_status, error, now if final else None, None if final else retry_at
+        status, outcome.http_status, error, now if final else None, None if final else retry_at
     )
     async with engine.begin() as connection:
         written = await connection.execute(
@@ -159,10 +147,8 @@ async def _record_sqlite(
         if not written.rowcount:
             return False
         if final:
-            outcome = _schedule_values(
-                run.scheduled_for, _last_status(status), error, now, "sqlite"
-            )
-            await connection.execute(update(S).where(S.c.id == run.schedule_id).values(**outcome))
+            latest = _schedule_values(run.scheduled_for, _last_status(status), error, now, "sqlite")
+            await connection.execute(update(S).where(S.c.id == run.schedule_id).values(**latest))
         return True
 
 
