@@ -72,10 +72,11 @@ def test_every_document_is_valid_iam_json_without_wildcards():
 
 
 def test_dispatcher_may_only_send_to_the_queue():
-    # SendMessageBatch is authorised by sqs:SendMessage; GetQueueAttributes serves /readyz.
+    # SendMessageBatch is authorised by sqs:SendMessage; GetQueueAttributes serves /readyz and
+    # the queue-depth gauges of /metrics, which count the DLQ too.
     assert grants(policy("dispatcher-policy")) == {
         "sqs:SendMessage": {QUEUE},
-        "sqs:GetQueueAttributes": {QUEUE},
+        "sqs:GetQueueAttributes": {QUEUE, DLQ},
     }
 
 
@@ -84,7 +85,7 @@ def test_executor_may_consume_the_queue_and_only_send_to_the_dlq():
         "sqs:ReceiveMessage": {QUEUE},
         "sqs:DeleteMessage": {QUEUE},
         "sqs:ChangeMessageVisibility": {QUEUE},
-        "sqs:GetQueueAttributes": {QUEUE},
+        "sqs:GetQueueAttributes": {QUEUE, DLQ},
         "sqs:SendMessage": {DLQ},
     }
 
