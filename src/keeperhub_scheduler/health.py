@@ -20,11 +20,9 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from keeperhub_scheduler import metrics
+from keeperhub_scheduler.transport.base import DEPTH_TIMEOUT_SECONDS, DepthProbe
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
-# The transport's depth: {"queue_visible": n, "queue_in_flight": n, "dlq_visible": n, ...}.
-DepthProbe = Callable[[], Awaitable[dict[str, int]]]
-DEPTH_TIMEOUT_SECONDS = 5.0  # well inside a scrape's usual 10 s timeout
 
 
 class Heartbeat:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import math
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,14 +22,12 @@ from keeperhub_scheduler.management.models import (
     Status,
 )
 from keeperhub_scheduler.management.views import paused_clause
+from keeperhub_scheduler.transport.base import DEPTH_TIMEOUT_SECONDS, DepthProbe
 
 R = schedule_runs
 S = workflow_schedules
 LAG_WINDOW = timedelta(minutes=5)
 LAG_SAMPLE = 10_000  # the newest runs of the window; enough for a p99, cheap at any volume
-QUEUE_TIMEOUT_SECONDS = 5.0
-
-DepthProbe = Callable[[], Awaitable[dict[str, int]]]
 
 
 async def scheduler_status(engine: AsyncEngine, depth: DepthProbe | None = None) -> Status:
@@ -143,7 +140,7 @@ async def _schedule_counts(connection: AsyncConnection, now: datetime) -> Schedu
 
 async def _queue_depth(depth: DepthProbe) -> QueueDepth:
     try:
-        values = await asyncio.wait_for(depth(), QUEUE_TIMEOUT_SECONDS)
+        values = await asyncio.wait_for(depth(), DEPTH_TIMEOUT_SECONDS)
     except Exception as error:  # the status page must answer even when the queue does not
         return QueueDepth(error=f"{type(error).__name__}: {error}"[:300])
     return QueueDepth(

@@ -9,9 +9,14 @@ embedded mode's, where runs are received straight from ``schedule_runs``. The di
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
+
+# A queue's depth as ``SqsTransport.depth`` reports it: {"queue_visible": n, "queue_in_flight": n,
+# "dlq_visible": n, "dlq_in_flight": n}; read for ``status`` and for ``/metrics``.
+DepthProbe = Callable[[], Awaitable[dict[str, int]]]
+DEPTH_TIMEOUT_SECONDS = 5.0  # a page or a scrape that asks must answer without the queue
 
 
 @dataclass(frozen=True)
