@@ -124,7 +124,7 @@ ensure_base() {
 build_image() {
   # --network host: the build's RUN steps reach PyPI as this machine does, with no bridge (and no
   # firewall rules) set up for them. --format docker keeps the HEALTHCHECK.
-  if ! podman build --pull=never --format docker --network host --target scheduler \
+  if ! podman build --pull=never --force-rm --format docker --network host --target scheduler \
     --build-arg "BASE_IMAGE=$BASE_IMAGE" --tag "$IMAGE" . >"$CACHE/build.log" 2>&1; then
     tail -30 "$CACHE/build.log" >&2
     say "podman build failed; the whole log is $CACHE/build.log" >&2
