@@ -109,10 +109,11 @@ ensure_base() {
   if [ ! -f "$tar" ]; then
     say "building the base stand-in with mmdebstrap (once; kept in $tar)"
     rm -f "$CACHE"/base-*.tar
-    scripts/image-base.sh "$tar.partial" >"$CACHE/base.log" 2>&1 || {
+    if ! scripts/image-base.sh "$tar.partial" >"$CACHE/base.log" 2>&1; then
       tail -20 "$CACHE/base.log" >&2
-      unable "could not build the base stand-in (see $CACHE/base.log)"
-    }
+      say "could not build the base stand-in; the whole log is $CACHE/base.log" >&2
+      exit 1
+    fi
     mv "$tar.partial" "$tar"
   fi
   podman import --quiet \
