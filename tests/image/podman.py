@@ -32,11 +32,9 @@ def seen_from_container(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
-def podman(
-    *args: str, timeout: float = 120, stdin: str | None = None
-) -> subprocess.CompletedProcess[str]:
+def podman(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        ["podman", *args], input=stdin, capture_output=True, text=True, timeout=timeout, check=False
+        ["podman", *args], capture_output=True, text=True, timeout=timeout, check=False
     )
 
 
