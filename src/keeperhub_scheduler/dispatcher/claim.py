@@ -58,6 +58,7 @@ def timing_of(row: Any) -> Timing:
         row.anchor_at,
         row.start_at,
         row.end_at,
+        row.id,
     )
 
 
