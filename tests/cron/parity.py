@@ -54,7 +54,6 @@ DELIBERATE = {
     "empty": "cron-parser reads the empty expression as every minute; we refuse it",
     "fewer than 5 fields": "cron-parser fills missing leading fields in (0 9 * * is every minute"
     " from 00:00 to 00:59 on the 9th); we refuse it as the typo it almost always is",
-    "never fires": "cron-parser parses it but finds no time (its next() fails); we refuse it",
     "fractional n#k": "cron-parser accepts 1#2.5 and no day ever matches it; we refuse it",
     "H glued to text": "cron-parser pastes the hashed number into the text (1-H, H5, 5/H), so its"
     " meaning, and whether it is valid at all, depends on the pick; we accept H forms only as"
@@ -342,6 +341,4 @@ def verdict(query: Query, ours: Answer, theirs: Answer, respelt: Answer | None) 
         return "fractional n#k"
     if "H stands alone" in message:
         return "H glued to text"
-    if "never occurs" in message and not theirs.fires and theirs.stop:
-        return "never fires"
     return "different"
