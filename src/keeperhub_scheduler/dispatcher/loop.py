@@ -18,17 +18,17 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler import metrics
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules
 from keeperhub_scheduler.dispatcher.claim import ClaimResult, claim_batch
 from keeperhub_scheduler.dispatcher.listen import DueListener
 from keeperhub_scheduler.dispatcher.relay import count_pending, lease_leftovers, sweep_stale_runs
+from keeperhub_scheduler.dispatcher.retention import prune_runs
 from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
 from keeperhub_scheduler.dispatcher.unpark import unpark
-from keeperhub_scheduler.health import Heartbeat
-from keeperhub_scheduler.management.retention import prune_runs
+from keeperhub_scheduler.telemetry import metrics
+from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.transport.base import Transport
 
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
