@@ -38,8 +38,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Database, LocalStack, clean_up_on_sigterm
-from keeperhub_scheduler.messages import parse_instant
 from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.transport.messages import parse_instant
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
 from tests.support.processes import environment, spawn
 from tests.support.standin import StandInProcess, free_port

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from aiohttp import web
 
-from keeperhub_scheduler.http_transport import AiohttpTransport
+from keeperhub_scheduler.keeperhub.pool import AiohttpTransport
 from tests.support.standin import free_port
 
 

@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 import pytest
 from aiohttp import web
 
-from keeperhub_scheduler.keeperhub import ExecuteRequest, KeeperHubClient
-from keeperhub_scheduler.standin import Scripted, StandInState
+from keeperhub_scheduler.dev.standin import Scripted, StandInState
+from keeperhub_scheduler.keeperhub.client import ExecuteRequest, KeeperHubClient
 from tests.support.standin import free_port, running_standin
 
 WHEN = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)

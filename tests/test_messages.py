@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from keeperhub_scheduler.messages import (
+from keeperhub_scheduler.transport.messages import (
     MAX_BODY_BYTES,
     InvalidMessageError,
     RunMessage,

@@ -26,8 +26,8 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from keeperhub_scheduler.db.migrate import upgrade
-from keeperhub_scheduler.messages import RunMessage, encode
 from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.transport.messages import RunMessage, encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client, setup_queues
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.*

@@ -19,8 +19,8 @@ from keeperhub_scheduler.db.engine import create_engine, database_now
 from keeperhub_scheduler.dispatcher import Dispatcher
 from keeperhub_scheduler.executor.handle import DeliveryHandler, ExecutionPolicy
 from keeperhub_scheduler.executor.worker import Executor
-from keeperhub_scheduler.health import health_app, serve
-from keeperhub_scheduler.keeperhub import KeeperHubClient
+from keeperhub_scheduler.keeperhub.client import KeeperHubClient
+from keeperhub_scheduler.telemetry.health import health_app, serve
 from keeperhub_scheduler.transport.base import DepthProbe, Transport
 from keeperhub_scheduler.transport.database import DatabaseTransport
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport

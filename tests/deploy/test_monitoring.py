@@ -14,7 +14,7 @@ import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
 
-from keeperhub_scheduler import metrics
+from keeperhub_scheduler.telemetry import metrics
 from tests.deploy.support import (
     DEPLOY,
     OVERLAYS,
@@ -63,14 +63,14 @@ SUFFIXES = {"counter": ["_total"], "gauge": [""], "histogram": ["_bucket", "_cou
 
 
 def exported() -> dict[str, set[str]]:
-    """Every sample name /metrics can show -> its labels: the metrics of metrics.py."""
+    """Every sample name /metrics can show -> its labels: the metrics of telemetry/metrics.py."""
     names: dict[str, set[str]] = {}
     for metric in vars(metrics).values():
         if isinstance(metric, MetricWrapperBase):
             labels = set(metric._labelnames)
             for suffix in SUFFIXES[metric._type]:
                 names[metric._name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
-    assert {name for name in names if name.endswith("_total")}, "metrics.py defines counters"
+    assert {name for name in names if name.endswith("_total")}, "it defines counters"
     return names
 
 
@@ -179,7 +179,7 @@ def test_only_metrics_and_labels_the_code_exports(source):
         assert used or source == "rules", expression
         for name, matched in used:
             if name not in known:
-                problems.append(f"{name}: not exported (metrics.py)")
+                problems.append(f"{name}: not exported (telemetry/metrics.py)")
             elif matched - known[name] - TARGET_LABELS:
                 problems.append(f"{name}: no label {sorted(matched - known[name])}")
         available = set().union(*(known.get(name, set()) for name, _ in used)) | TARGET_LABELS

@@ -6,8 +6,8 @@ import re
 
 from typer.testing import CliRunner
 
-from keeperhub_scheduler import metrics
 from keeperhub_scheduler.cli import app
+from keeperhub_scheduler.telemetry import metrics
 from tests.deploy.support import ROOT
 from tests.deploy.test_makefile import defined_targets
 

@@ -23,8 +23,8 @@ from psycopg.rows import dict_row
 from keeperhub_scheduler.config import Settings, load_settings
 from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.dispatcher import Dispatcher
-from keeperhub_scheduler.messages import RunMessage, decode
 from keeperhub_scheduler.timing import Timing, next_due
+from keeperhub_scheduler.transport.messages import RunMessage, decode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.support import sqs
 

@@ -23,7 +23,7 @@ from sqlalchemy import Engine, create_engine, text
 
 from keeperhub_scheduler.db.engine import sqlalchemy_url
 from keeperhub_scheduler.db.migrate import upgrade
-from keeperhub_scheduler.messages import parse_instant
+from keeperhub_scheduler.transport.messages import parse_instant
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support.processes import environment, spawn
 from tests.support.standin import StandInProcess, free_port

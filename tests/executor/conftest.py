@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.engine import create_engine
-from keeperhub_scheduler.standin import StandInState
+from keeperhub_scheduler.dev.standin import StandInState
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.support.standin import running_standin
 

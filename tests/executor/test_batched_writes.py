@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.executor.claim import ClaimedRun, Claims, Refusal, Skipped
 from keeperhub_scheduler.executor.record import Records
-from keeperhub_scheduler.messages import RunMessage
+from keeperhub_scheduler.transport.messages import RunMessage
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row, set_run
 
 LEASE = timedelta(seconds=30)

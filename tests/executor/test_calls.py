@@ -10,8 +10,8 @@ import json
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.messages import format_instant
-from keeperhub_scheduler.standin import Scripted
+from keeperhub_scheduler.dev.standin import Scripted
+from keeperhub_scheduler.transport.messages import format_instant
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.conftest import StandIn
 from tests.executor.world import (

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.standin import Scripted
+from keeperhub_scheduler.dev.standin import Scripted
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.conftest import StandIn
 from tests.executor.world import (

@@ -16,9 +16,9 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.health import Heartbeat, health_app
-from keeperhub_scheduler.messages import sign
+from keeperhub_scheduler.telemetry.health import Heartbeat, health_app
 from keeperhub_scheduler.transport.base import DepthProbe
+from keeperhub_scheduler.transport.messages import sign
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.world import (
     SIGNING_KEY,

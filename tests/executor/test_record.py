@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.executor.claim import ClaimedRun, Claims
 from keeperhub_scheduler.executor.record import Records, extend_lease
-from keeperhub_scheduler.messages import RunMessage
+from keeperhub_scheduler.transport.messages import RunMessage
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row
 
 LEASE = timedelta(seconds=30)

@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.tables import schedule_runs
-from keeperhub_scheduler.messages import RunMessage, encode, sign
+from keeperhub_scheduler.transport.messages import RunMessage, encode, sign
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.conftest import StandIn
 from tests.executor.world import (

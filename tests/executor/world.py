@@ -23,9 +23,9 @@ from keeperhub_scheduler.db.tables import (
 )
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.ids import new_run_id, new_schedule_id
-from keeperhub_scheduler.messages import RunMessage, encode
 from keeperhub_scheduler.processes import build_executor, opened
 from keeperhub_scheduler.transport.base import OutgoingMessage, Transport
+from keeperhub_scheduler.transport.messages import RunMessage, encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support.sqs import queue_counts
 

@@ -16,7 +16,7 @@ from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import InvalidScheduleError, NotFoundError
-from keeperhub_scheduler.service import (
+from keeperhub_scheduler.management.service import (
     ScheduleConfig,
     ScheduleService,
     compute_next_run_time,

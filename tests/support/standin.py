@@ -14,8 +14,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from keeperhub_scheduler.health import EmbeddedServer
-from keeperhub_scheduler.standin import StandInState, standin_app
+from keeperhub_scheduler.dev.standin import StandInState, standin_app
+from keeperhub_scheduler.telemetry.health import EmbeddedServer
 
 
 def free_port() -> int:

@@ -18,21 +18,25 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler import metrics
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules
 from keeperhub_scheduler.dispatcher.claim import ClaimResult, claim_batch
 from keeperhub_scheduler.dispatcher.listen import DueListener
 from keeperhub_scheduler.dispatcher.relay import count_pending, lease_leftovers, sweep_stale_runs
+from keeperhub_scheduler.dispatcher.retention import prune_runs
 from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
-from keeperhub_scheduler.health import Heartbeat
-from keeperhub_scheduler.management.retention import prune_runs
+from keeperhub_scheduler.dispatcher.unpark import unpark
+from keeperhub_scheduler.telemetry import metrics
+from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.transport.base import Transport
 
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
 SWEEP_EVERY_SECONDS = 30.0
+# Rows parked by an older engine are re-read at start, then this often (a rollout's old
+# dispatchers may park a row again until they are gone).
+UNPARK_EVERY_SECONDS = 300.0
 IDLE_LOG_EVERY_SECONDS = 60.0
 
 
@@ -81,6 +85,7 @@ class Dispatcher:
         self._relay_failures = 0
         self._relay_not_before = 0.0
         self._next_sweep = 0.0
+        self._next_unpark = 0.0
 
     # --- one pass -------------------------------------------------------------------------
     async def run_pass(self) -> PassResult:
@@ -182,6 +187,9 @@ class Dispatcher:
             self._relay_failures = 0
 
     async def _sweep_if_due(self) -> int:
+        if time.monotonic() >= self._next_unpark:
+            self._next_unpark = time.monotonic() + UNPARK_EVERY_SECONDS
+            await unpark(self.engine)
         if time.monotonic() < self._next_sweep:
             return 0
         self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS

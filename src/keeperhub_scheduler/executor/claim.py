@@ -32,7 +32,7 @@ from keeperhub_scheduler.coalesce import Coalescer
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.executor.database import once_more_if_disconnected
-from keeperhub_scheduler.messages import RunMessage
+from keeperhub_scheduler.transport.messages import RunMessage
 
 log = logging.getLogger("keeperhub_scheduler.executor")
 

@@ -19,14 +19,14 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler import metrics
 from keeperhub_scheduler.executor.claim import ClaimedRun, Claims, Refusal, Skipped
 from keeperhub_scheduler.executor.database import patiently
 from keeperhub_scheduler.executor.legacy import run_for_legacy_message
 from keeperhub_scheduler.executor.record import Records, extend_lease
-from keeperhub_scheduler.keeperhub import CallResult, ExecuteRequest, KeeperHubClient
-from keeperhub_scheduler.messages import InvalidMessageError, decode
+from keeperhub_scheduler.keeperhub.client import CallResult, ExecuteRequest, KeeperHubClient
+from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
+from keeperhub_scheduler.transport.messages import InvalidMessageError, decode
 
 log = logging.getLogger("keeperhub_scheduler.executor")
 

@@ -10,7 +10,7 @@ from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs as R
 from keeperhub_scheduler.db.tables import workflow_schedules as S
 from keeperhub_scheduler.ids import new_run_id
-from keeperhub_scheduler.messages import RunMessage
+from keeperhub_scheduler.transport.messages import RunMessage
 
 
 async def run_for_legacy_message(engine: AsyncEngine, message: RunMessage) -> str | None:

@@ -9,7 +9,7 @@ import logging
 from collections.abc import Collection
 
 from keeperhub_scheduler.executor.handle import DeliveryHandler
-from keeperhub_scheduler.health import Heartbeat
+from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
 
 log = logging.getLogger("keeperhub_scheduler.executor")

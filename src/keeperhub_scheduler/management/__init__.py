@@ -6,6 +6,7 @@ Each operation is an async function of an ``AsyncEngine`` and a request model
 on PostgreSQL and on SQLite, and read the time from the database clock.
 """
 
+from keeperhub_scheduler.dispatcher.retention import prune_runs
 from keeperhub_scheduler.management.control import (
     backfill_schedule,
     pause_schedule,
@@ -13,7 +14,6 @@ from keeperhub_scheduler.management.control import (
     trigger_schedule,
 )
 from keeperhub_scheduler.management.preview import preview
-from keeperhub_scheduler.management.retention import prune_runs
 from keeperhub_scheduler.management.runs import get_run, list_runs
 from keeperhub_scheduler.management.schedules import (
     create_schedule,

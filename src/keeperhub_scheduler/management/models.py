@@ -78,7 +78,7 @@ Instant = Annotated[
 Note = Annotated[PlainText, Field(max_length=1000)]
 CronText = Annotated[
     PlainText,
-    Field(max_length=256, description="5 or 6 fields, or a macro", examples=["0 9 * * 1-5"]),
+    Field(max_length=1024, description="5 or 6 fields, or a macro", examples=["0 9 * * 1-5"]),
 ]
 ZoneName = Annotated[
     PlainText, Field(max_length=64, description="IANA time zone", examples=["Europe/Berlin"])
@@ -157,6 +157,9 @@ class PreviewRequest(Input):
     timezone: ZoneName = "UTC"
     count: Annotated[int, Field(strict=True, ge=1, le=MAX_PREVIEW_COUNT)] = 10
     after: Instant | None = Field(None, description="Start after this instant (default: now)")
+    schedule_id: Identifier | None = Field(
+        None, description="Whose id picks the values of H (without one, H picks as for id '')"
+    )
 
 
 class WorkflowCreate(Input):

@@ -27,6 +27,7 @@ from keeperhub_scheduler.management.models import (
     ScheduleUpdate,
 )
 from keeperhub_scheduler.management.pages import decode_cursor, encode_cursor
+from keeperhub_scheduler.management.service import plan_values
 from keeperhub_scheduler.management.sql import insert_for, recent_runs, schedule_row
 from keeperhub_scheduler.management.views import (
     build_timing,
@@ -34,7 +35,6 @@ from keeperhub_scheduler.management.views import (
     schedule_detail,
     schedule_view,
 )
-from keeperhub_scheduler.service import plan_values
 from keeperhub_scheduler.timing import Timing, timing_of_row
 
 S = workflow_schedules

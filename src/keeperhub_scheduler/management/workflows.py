@@ -20,9 +20,9 @@ from keeperhub_scheduler.management.models import (
     WorkflowCreate,
     WorkflowUpdate,
 )
+from keeperhub_scheduler.management.service import ScheduleService
 from keeperhub_scheduler.management.sql import schedule_row
 from keeperhub_scheduler.management.views import schedule_view
-from keeperhub_scheduler.service import ScheduleService
 
 W = workflows
 COLUMNS = (W.c.id, W.c.name, W.c.enabled, W.c.created_at, W.c.updated_at)

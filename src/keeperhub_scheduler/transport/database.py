@@ -17,8 +17,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs
-from keeperhub_scheduler.messages import RunMessage, encode
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
+from keeperhub_scheduler.transport.messages import RunMessage, encode
 
 R = schedule_runs
 POLL_SECONDS = 0.1

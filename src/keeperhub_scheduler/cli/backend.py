@@ -34,7 +34,7 @@ from keeperhub_scheduler.management.models import (
 
 Json = dict[str, Any]
 
-# Exit codes (documented in cli_manage's docstring).
+# Exit codes (documented in cli.manage's docstring).
 FAILED, BAD_INPUT, NOT_FOUND, CONFLICT = 1, 2, 3, 4
 
 

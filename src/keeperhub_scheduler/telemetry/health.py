@@ -19,7 +19,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from keeperhub_scheduler import metrics
+from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.transport.base import DEPTH_TIMEOUT_SECONDS, DepthProbe
 
 ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]

@@ -26,12 +26,12 @@ from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import create_engine, redacted
 from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
-from keeperhub_scheduler.dev_view import RunsView
+from keeperhub_scheduler.dev.standin import StandInState, standin_app
+from keeperhub_scheduler.dev.view import RunsView
 from keeperhub_scheduler.dispatcher import Dispatcher
-from keeperhub_scheduler.health import EmbeddedServer
+from keeperhub_scheduler.management.service import ScheduleService
 from keeperhub_scheduler.processes import build_executor, signing_key, stop_on_signals
-from keeperhub_scheduler.service import ScheduleService
-from keeperhub_scheduler.standin import StandInState, standin_app
+from keeperhub_scheduler.telemetry.health import EmbeddedServer
 from keeperhub_scheduler.transport.database import DatabaseTransport
 
 DEMO_WORKFLOW_ID = "demo-workflow"

@@ -1,6 +1,6 @@
 """``keeperhub-scheduler schedules ...``: create, inspect and control schedules.
 
-Every command takes ``--json`` and ``--api-url``/``--token``; see ``cli_manage`` for the exit
+Every command takes ``--json`` and ``--api-url``/``--token``; see ``cli.manage`` for the exit
 codes.
 """
 
@@ -11,8 +11,8 @@ from typing import Annotated, Any
 
 import typer
 
-from keeperhub_scheduler import cli_render as render
-from keeperhub_scheduler.cli_common import (
+from keeperhub_scheduler.cli import render
+from keeperhub_scheduler.cli.common import (
     ApiUrl,
     InstantText,
     JsonFlag,

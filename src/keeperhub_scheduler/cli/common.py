@@ -1,6 +1,6 @@
 """What the management commands share: the target (database or API), running a command on it
 with every error turned into one line and an exit code, and parsing instants and durations.
-The exit codes are listed in ``cli_manage``'s docstring.
+The exit codes are listed in ``cli.manage``'s docstring.
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler import cli_render as render
-from keeperhub_scheduler.cli_backend import (
+from keeperhub_scheduler.cli import render
+from keeperhub_scheduler.cli.backend import (
     BAD_INPUT,
     CONFLICT,
     FAILED,

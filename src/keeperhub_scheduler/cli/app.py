@@ -13,11 +13,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import SecretStr
 
-from keeperhub_scheduler import logs
-from keeperhub_scheduler.cli_manage import register as register_management
-from keeperhub_scheduler.config import DEFAULT_SQLITE_URL, ConfigError, Settings, load_settings
+from keeperhub_scheduler.cli.manage import register as register_management
+from keeperhub_scheduler.cli.startup import settings_and_logging
+from keeperhub_scheduler.config import DEFAULT_SQLITE_URL, ConfigError
 from keeperhub_scheduler.errors import InvalidScheduleError, SchedulerError
 
 app = typer.Typer(
@@ -29,23 +28,6 @@ app = typer.Typer(
 )
 queue_app = typer.Typer(help="The SQS queue and its dead-letter queue.", no_args_is_help=True)
 app.add_typer(queue_app, name="queue")
-
-
-def settings_and_logging(
-    *, level: str | None = None, fmt: str | None = None, **overrides: object
-) -> Settings:
-    """Read the settings and send logs to stderr, with every secret value scrubbed from them."""
-    settings = load_settings(**overrides)
-    secrets = tuple(
-        value.get_secret_value()
-        for value in settings.model_dump().values()
-        if isinstance(value, SecretStr)
-    )
-    secrets += settings.api_tokens
-    logs.configure(
-        level or settings.scheduler_log_level, fmt or settings.scheduler_log_format, secrets
-    )
-    return settings
 
 
 @app.command()
@@ -113,7 +95,7 @@ def dev(
 
     from rich.console import Console
 
-    from keeperhub_scheduler.dev import DevOptions, run_dev
+    from keeperhub_scheduler.dev.embedded import DevOptions, run_dev
 
     # The embedded mode needs nothing configured: a SQLite file here, no queue, text logs (quiet
     # in the demo, where the live table is the show).
@@ -137,13 +119,13 @@ def standin(
 
     import uvicorn
 
-    from keeperhub_scheduler.standin import StandInState, standin_app
+    from keeperhub_scheduler.dev.standin import StandInState, standin_app
 
     state = StandInState(service_key=os.environ.get("SCHEDULER_SERVICE_API_KEY"), log_path=log)
     uvicorn.run(standin_app(state), host=host, port=port, log_level="warning", access_log=False)
 
 
-register_management(app)  # schedules, workflows, status, api, prune: see cli_manage
+register_management(app)  # schedules, workflows, status, api, prune: see cli.manage
 
 
 def main() -> None:
@@ -156,7 +138,3 @@ def main() -> None:
     except SchedulerError as error:
         typer.echo(f"error: {error}", err=True)
         sys.exit(1)
-
-
-if __name__ == "__main__":
-    main()

@@ -10,8 +10,8 @@ from typing import Annotated
 
 import typer
 
-from keeperhub_scheduler import cli_render as render
-from keeperhub_scheduler.cli_common import ApiUrl, JsonFlag, Target, Token, build, run, show
+from keeperhub_scheduler.cli import render
+from keeperhub_scheduler.cli.common import ApiUrl, JsonFlag, Target, Token, build, run, show
 from keeperhub_scheduler.management.models import WorkflowCreate, WorkflowUpdate
 
 workflows_app = typer.Typer(help="Workflows, for standalone use.", no_args_is_help=True)

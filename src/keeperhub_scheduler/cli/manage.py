@@ -22,9 +22,9 @@ from typing import Annotated
 
 import typer
 
-from keeperhub_scheduler import cli_render as render
-from keeperhub_scheduler.cli_backend import BAD_INPUT
-from keeperhub_scheduler.cli_common import (
+from keeperhub_scheduler.cli import render
+from keeperhub_scheduler.cli.backend import BAD_INPUT
+from keeperhub_scheduler.cli.common import (
     ApiUrl,
     JsonFlag,
     Target,
@@ -34,8 +34,8 @@ from keeperhub_scheduler.cli_common import (
     run_on_database,
     show,
 )
-from keeperhub_scheduler.cli_schedules import schedules_app
-from keeperhub_scheduler.cli_workflows import workflows_app
+from keeperhub_scheduler.cli.schedules import schedules_app
+from keeperhub_scheduler.cli.workflows import workflows_app
 from keeperhub_scheduler.config import ConfigError, Settings, load_settings
 
 
@@ -62,7 +62,7 @@ def api_command(
     port: Annotated[int | None, typer.Option(help="Default: SCHEDULER_API_PORT.")] = None,
 ) -> None:
     """Serve the management REST API (bearer tokens from SCHEDULER_API_TOKENS)."""
-    from keeperhub_scheduler.cli import settings_and_logging  # the process's logs, secrets scrubbed
+    from keeperhub_scheduler.cli.startup import settings_and_logging  # logs, secrets scrubbed
     from keeperhub_scheduler.processes import run_api
 
     settings = _settings()

@@ -20,8 +20,8 @@ from urllib.parse import quote
 
 import httpx
 
-from keeperhub_scheduler.http_transport import AiohttpTransport
-from keeperhub_scheduler.messages import ID_PATTERN, format_instant
+from keeperhub_scheduler.keeperhub.pool import AiohttpTransport
+from keeperhub_scheduler.transport.messages import ID_PATTERN, format_instant
 
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 MAX_ERROR_CHARS = 500
@@ -71,7 +71,7 @@ class _CookielessClient(httpx.AsyncClient):
 
 class KeeperHubClient:
     """One pooled ``httpx.AsyncClient`` for the whole process, on aiohttp's connection pool
-    (see ``http_transport``) unless given another transport."""
+    (see ``keeperhub.pool``) unless given another transport."""
 
     def __init__(
         self,

@@ -1,0 +1,2 @@
+"""What the processes say about themselves: JSON logs, Prometheus metrics, and the small HTTP
+server for ``/healthz``, ``/readyz`` and ``/metrics``."""
