@@ -8,9 +8,13 @@
 # compiler), running as an unprivileged user. Nothing is written outside /tmp at run time, so the
 # container runs with a read-only root filesystem (mount an emptyDir on /tmp in Kubernetes).
 
+# The base of both stages. `make test-image` builds on a local stand-in for it (no registry there);
+# anything else should keep this default: a slim Debian bookworm with Python 3.11 in /usr/local.
+ARG BASE_IMAGE=python:3.11-slim-bookworm
+
 # --- build: resolve nothing, install exactly uv.lock ----------------------------------------------
 # Both stages use the same base image, so the venv's interpreter path (/usr/local/bin) matches.
-FROM python:3.11-slim-bookworm AS build
+FROM ${BASE_IMAGE} AS build
 
 ENV UV_COMPILE_BYTECODE=1 \
     UV_LINK_MODE=copy \
@@ -34,7 +38,7 @@ RUN uv sync --frozen --no-dev --no-editable --no-cache \
     && /app/.venv/bin/keeperhub-scheduler --help >/dev/null
 
 # --- scheduler: the runtime image -------------------------------------------------------------------
-FROM python:3.11-slim-bookworm AS scheduler
+FROM ${BASE_IMAGE} AS scheduler
 
 LABEL org.opencontainers.image.title="keeperhub-scheduler" \
       org.opencontainers.image.description="KeeperHub's schedule trigger: dispatcher, executor and management API" \

@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /usr/bin/env bash
 
-.PHONY: help demo test test-e2e build-scheduler-image setup-local-kubernetes \
+.PHONY: help demo test test-e2e test-image build-scheduler-image setup-local-kubernetes \
   deploy-to-local-kubernetes deploy-scheduler scheduler-status scheduler-logs teardown-scheduler
 
 # Local Kubernetes (minikube). The manifests use namespace `local`, as the spec's commands do.
@@ -27,6 +27,9 @@ test: ## Run the whole test suite (starts LocalStack, needs PostgreSQL on 127.0.
 
 test-e2e: ## Run the end-to-end tests (tests/e2e) through the test script
 	@scripts/test.sh tests/e2e
+
+test-image: ## Build the image with podman (as root; installs podman) and run tests/image against it
+	@scripts/test-image.sh
 
 build-scheduler-image: ## Build the scheduler image (Dockerfile target scheduler) and load it into minikube
 	$(DOCKER) build --target scheduler -t $(SCHEDULER_IMAGE) .

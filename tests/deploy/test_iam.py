@@ -94,6 +94,11 @@ def test_api_may_only_read_queue_attributes():
     assert grants(policy("api-policy")) == {"sqs:GetQueueAttributes": {QUEUE, DLQ}}
 
 
+def test_keda_may_only_read_the_queue_depth():
+    # KEDA's operator scales the executor on the queue's backlog (the aws overlay's ScaledObject).
+    assert grants(policy("keda-policy")) == {"sqs:GetQueueAttributes": {QUEUE}}
+
+
 def test_queue_setup_is_a_separate_policy_on_both_queues():
     assert grants(policy("queue-setup-policy")) == {
         "sqs:CreateQueue": {QUEUE, DLQ},

@@ -13,6 +13,7 @@ from kubernetes_validate.utils import ValidationError
 
 from keeperhub_scheduler.config import Settings
 from tests.deploy.support import (
+    CUSTOM_RESOURCES,
     INFRASTRUCTURE,
     KUBERNETES_VERSIONS,
     LOCAL_MANIFEST,
@@ -20,6 +21,7 @@ from tests.deploy.support import (
     ROOT,
     STANDIN_MANIFEST,
     Doc,
+    custom_resource_problems,
     find,
     ident,
     kustomization_dirs,
@@ -70,9 +72,14 @@ def test_every_kustomization_renders(directory):
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_manifest_validates_against_the_kubernetes_schemas(version):
+    """Custom resources (KEDA's) against their CRDs' schemas, the rest against Kubernetes'."""
     problems = []
     for source, objects in manifest_sets().items():
         for doc in objects:
+            if (doc["apiVersion"], doc["kind"]) in CUSTOM_RESOURCES:
+                where = f"{source}: {ident(doc)}"
+                problems += [f"{where}: {problem}" for problem in custom_resource_problems(doc)]
+                continue
             try:
                 validate(doc, version, strict=True)
             except ValidationError as error:
@@ -280,13 +287,26 @@ def test_aws_overlay_gives_each_process_its_own_iam_role():
         assert account in roles, ident(workload)
 
 
-def test_aws_overlay_runs_the_long_running_dispatcher_and_two_executors():
+def test_aws_overlay_runs_the_long_running_dispatcher_and_at_least_two_executors():
     docs = aws()
     assert not [doc for doc in docs if doc["kind"] == "CronJob"]
     assert find(docs, "Deployment", "schedule-dispatcher")["spec"]["replicas"] == 2
-    assert find(docs, "Deployment", "schedule-executor")["spec"]["replicas"] == 2
+    # KEDA sets the executors' count (test_scaling.py), never fewer than two.
+    assert "replicas" not in find(docs, "Deployment", "schedule-executor")["spec"]
+    assert find(docs, "ScaledObject", "schedule-executor")["spec"]["minReplicaCount"] == 2
     namespace = find(docs, "Namespace", "keeperhub-scheduler")
     assert namespace["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+
+
+def test_the_custom_resource_check_is_strict():
+    scaled = find(aws(), "ScaledObject", "schedule-executor")
+    assert not custom_resource_problems(scaled)
+    misspelt = {**scaled, "spec": {**scaled["spec"], "maxReplicas": 6}}
+    assert custom_resource_problems(misspelt) == [
+        "spec: Additional properties are not allowed ('maxReplicas' was unexpected)"
+    ]
+    wrong_type = {**scaled, "spec": {**scaled["spec"], "minReplicaCount": "2"}}
+    assert custom_resource_problems(wrong_type)
 
 
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)

@@ -66,6 +66,6 @@ def test_every_command_and_target_the_runbook_names_exists():
 
 
 def test_every_repository_path_the_runbook_names_exists():
-    pattern = r"`((?:deploy/(?:aws|local|kustomize|docker)|scripts|docs|src)/[\w./-]+)`"
+    pattern = r"`((?:deploy/(?:aws|local|kustomize|docker|monitoring)|scripts|docs|src)/[\w./-]+)`"
     for path in set(re.findall(pattern, text())):
         assert (ROOT / path).exists(), path
