@@ -98,3 +98,46 @@ def test_the_command_reports_bad_configuration_in_one_line_and_exits_2(
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: SCHEDULER_CLAIM_BATCH_SIZE:")
     assert len(err.splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://u:PW@tail99@127.0.0.1/db",
+        "postgresql://scheduler:p@ss@w0rd@db.internal:5432/keeperhub",
+    ],
+)
+def test_a_password_with_a_bare_at_sign_is_refused_with_a_hint_and_without_its_pieces(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    message = str(raised.value)
+    assert message.startswith("DATABASE_URL: Value error, the password (or user name) holds an")
+    assert "percent-encode it, '@' as %40" in message
+    for piece in ("PW", "tail99", "p@ss", "w0rd", "ss@w0rd"):
+        assert piece not in message
+
+
+def test_a_percent_encoded_password_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:PW%40tail99@127.0.0.1/db")
+    assert load_settings().database == "postgresql://u:PW%40tail99@127.0.0.1/db"
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("postgresql://[bad", "DATABASE_URL: Value error, the host is not a host name"),
+        ("postgresql://u:p@h:port/db", "DATABASE_URL: Value error, is not a database URL like"),
+        ("postgresql", "DATABASE_URL: Value error, is not a database URL like"),
+    ],
+)
+def test_an_unparsable_database_url_is_one_line(
+    monkeypatch: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", url)
+    with pytest.raises(ConfigError) as raised:
+        load_settings()
+    assert str(raised.value).startswith(message)
+    assert "\n" not in str(raised.value)

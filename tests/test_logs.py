@@ -118,3 +118,23 @@ def test_a_repeated_failure_is_one_line_then_a_reminder_a_minute_with_the_count(
     ]
     assert caplog.records[0].exc_info is not None  # the first line carries the traceback
     assert caplog.records[1].exc_info is None
+
+
+def test_every_form_of_the_database_password_is_masked(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from keeperhub_scheduler.cli.startup import settings_and_logging
+
+    monkeypatch.setenv("DATABASE_URL", "postgresql://u:p%40ss-W0rd@127.0.0.1:1/db")
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    try:
+        settings_and_logging()
+        logging.getLogger("keeperhub_scheduler.t").warning(
+            "as decoded p@ss-W0rd, as written p%40ss-W0rd, url postgresql://u:p%40ss-W0rd@x/db"
+        )
+    finally:
+        root.handlers[:], root.level = handlers, level
+    line = capsys.readouterr().err
+    assert "ss-W0rd" not in line
+    assert line.count("**********") == 3

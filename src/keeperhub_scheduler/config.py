@@ -19,6 +19,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from keeperhub_scheduler.db.urls import url_problem
 from keeperhub_scheduler.errors import SchedulerError
 
 DEFAULT_SQLITE_URL = "sqlite:///keeperhub-scheduler.db"
@@ -115,6 +116,10 @@ class Settings(BaseSettings):
         url = value.get_secret_value()
         if url and not url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ValueError("must start with postgresql:// or sqlite:///")
+        if url:
+            problem = url_problem(url)
+            if problem:
+                raise ValueError(problem)
         return value
 
     @field_validator("sqs_queue_url", "scheduler_dlq_url")

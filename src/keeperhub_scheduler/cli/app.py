@@ -33,8 +33,8 @@ app.add_typer(queue_app, name="queue")
 @app.command()
 def migrate() -> None:
     """Create or upgrade the schema (safe to run again, and to run twice at once)."""
-    from keeperhub_scheduler.db.engine import redacted
     from keeperhub_scheduler.db.migrate import upgrade
+    from keeperhub_scheduler.db.urls import redacted
 
     settings = settings_and_logging()
     url = settings.database

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pydantic import SecretStr
 
 from keeperhub_scheduler.config import Settings, load_settings
+from keeperhub_scheduler.db.urls import password_parts
 from keeperhub_scheduler.telemetry import logs
 
 
@@ -19,6 +20,7 @@ def settings_and_logging(
         if isinstance(value, SecretStr)
     )
     secrets += settings.api_tokens
+    secrets += password_parts(settings.database_url.get_secret_value())
     logs.configure(
         level or settings.scheduler_log_level, fmt or settings.scheduler_log_format, secrets
     )

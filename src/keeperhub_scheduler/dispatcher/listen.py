@@ -10,6 +10,7 @@ import logging
 import psycopg
 
 from keeperhub_scheduler.config import Settings
+from keeperhub_scheduler.db.urls import libpq_url
 
 CHANNEL = "keeperhub_scheduler_due"
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
@@ -17,9 +18,8 @@ log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
 class DueListener:
     def __init__(self, settings: Settings) -> None:
-        self.database_url = settings.database_url.get_secret_value().replace(
-            "postgresql+psycopg://", "postgresql://"
-        )
+        # Re-encoded: libpq's own URI parser cuts a password at a bare "@" differently.
+        self.database_url = libpq_url(settings.database_url.get_secret_value())
         self.woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
