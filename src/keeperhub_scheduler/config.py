@@ -106,6 +106,9 @@ class Settings(BaseSettings):
     scheduler_health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     scheduler_api_host: str = "127.0.0.1"
     scheduler_api_port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    scheduler_api_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = Field(
+        1024 * 1024, description="Largest request body the API reads; larger ones get a 413"
+    )
     scheduler_retention_days: PositiveInt = 30
     scheduler_retention_max_runs: PositiveInt = 1000
     scheduler_retention_every_seconds: NonNegativeFloat = 3600.0  # 0: only `prune` prunes

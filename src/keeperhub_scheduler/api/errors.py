@@ -32,6 +32,7 @@ _DESCRIPTIONS = {
     401: "Missing or invalid bearer token",
     404: "No such schedule, run or workflow",
     409: "Conflicts with the current state",
+    413: "The request body is larger than SCHEDULER_API_MAX_BODY_BYTES",
     422: "Invalid input: each entry names the field and the reason",
 }
 
