@@ -2,8 +2,10 @@
 
 Everything under ``/v1`` needs a bearer token; ``/healthz`` (alive), ``/readyz`` (the database
 answers), the OpenAPI document at ``/openapi.json`` and the interactive docs at ``/docs`` do not.
-``guard.RequestGuard`` stands in front of the routes: the token, then the body-size limit, are
-checked before a body is read.
+Three ASGI middlewares stand in front of the routes, outermost first: ``errors.CatchAll`` (any
+unexpected error is a JSON 500 with a request id), ``guard.RequestGuard`` (the token, then the
+body-size limit, before a body is read) and ``methods.AllowedMethods`` (OPTIONS and 405s list
+every method of a path).
 """
 
 from __future__ import annotations
@@ -19,8 +21,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keeperhub_scheduler.api import errors, runs, schedules, status, workflows
 from keeperhub_scheduler.api.auth import bearer
 from keeperhub_scheduler.api.deps import EngineDep
-from keeperhub_scheduler.api.errors import responses
+from keeperhub_scheduler.api.errors import CatchAll, responses
 from keeperhub_scheduler.api.guard import RequestGuard
+from keeperhub_scheduler.api.methods import AllowedMethods
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import create_engine, database_now
 
@@ -62,11 +65,14 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> FastAPI
     for module in (schedules, runs, workflows, status):
         v1.include_router(module.router)
     app.include_router(v1)
+    # add_middleware puts each one outside those added before it.
+    app.add_middleware(AllowedMethods, router=app.router)
     app.add_middleware(
         RequestGuard,
         tokens=settings.api_tokens,
         max_body_bytes=settings.scheduler_api_max_body_bytes,
     )
+    app.add_middleware(CatchAll)
     return app
 
 
