@@ -1,5 +1,6 @@
 """HTTP itself: the body-size limit on every route, OPTIONS and 405 with every method of a path,
-and the JSON 500 with a request id for any error nobody foresaw."""
+the JSON 500 with a request id for any error nobody foresaw, and what the OpenAPI document states
+(the rules a client can check before it sends)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import logging
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -129,3 +131,87 @@ async def test_an_unforeseen_error_is_a_json_500_with_a_request_id_that_is_logge
     assert "a bug nobody foresaw" in str(record.exc_info[1])
     assert (record.method, record.path) == ("GET", "/v1/runs")  # type: ignore[attr-defined]
     assert (await client.get("/v1/status")).status_code == 200  # and it keeps serving
+
+
+async def test_length_errors_count_characters(client: httpx.AsyncClient) -> None:
+    long_name = await client.post("/v1/workflows", json={"id": "w", "name": "n" * 201})
+    assert long_name.json()["detail"] == [
+        {"field": "name", "message": "String should have at most 200 characters"}
+    ]
+    empty = await client.post("/v1/workflows", json={"id": "w", "name": ""})
+    assert empty.json()["detail"] == [
+        {"field": "name", "message": "String should have at least 1 character"}
+    ]
+    note = await client.post("/v1/schedules/s/pause", json={"note": "x" * 1001})
+    assert note.json()["detail"][0]["message"] == "String should have at most 1000 characters"
+
+
+def component(schema: dict[str, Any], name: str) -> dict[str, Any]:
+    """The schema of a request body, with its references resolvable."""
+    return {"$defs": schema["components"]["schemas"]} | {
+        "$ref": f"#/$defs/{name}"
+    }  # fmt: skip
+
+
+# (body, accepted): the timing rule of create and preview, and the date bounds.
+TIMINGS: list[tuple[dict[str, Any], bool]] = [
+    ({"cron_expression": "@daily"}, True),
+    ({"interval_seconds": 60}, True),
+    ({"interval_seconds": 60, "anchor_at": "2026-01-01T00:00:00Z"}, True),
+    ({"cron_expression": "@daily", "interval_seconds": None}, True),
+    ({"cron_expression": None, "interval_seconds": 60}, True),
+    ({"interval_seconds": 60.0}, True),  # an integer, to JSON Schema
+    ({}, False),
+    ({"cron_expression": None}, False),
+    ({"cron_expression": "@daily", "interval_seconds": 60}, False),
+    ({"cron_expression": "@daily", "anchor_at": "2026-01-01T00:00:00Z"}, False),
+    ({"interval_seconds": 60, "anchor_at": "1969-12-31T23:00:00Z"}, False),
+    ({"interval_seconds": 60, "anchor_at": "1970-01-01T00:00:00+14:00"}, True),
+    ({"interval_seconds": 60, "anchor_at": "8999-12-31T23:59:59-14:00"}, True),
+    ({"interval_seconds": 60, "anchor_at": "9000-01-01T00:00:00Z"}, False),
+    ({"interval_seconds": 60, "anchor_at": "0001-01-01T00:00:00+14:00"}, False),
+    ({"interval_seconds": 60.5}, False),
+    ({"interval_seconds": "60"}, False),
+]
+
+
+@pytest.mark.parametrize(("body", "accepted"), TIMINGS)
+async def test_the_schema_states_the_timing_rule_and_date_bounds_as_the_server_applies_them(
+    client: httpx.AsyncClient, body: dict[str, Any], accepted: bool
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    validator = jsonschema.Draft202012Validator(
+        component(schema, "PreviewRequest"), format_checker=jsonschema.FormatChecker()
+    )
+    assert validator.is_valid(body) == accepted, list(validator.iter_errors(body))
+    answer = await client.post("/v1/preview", json=body)
+    assert (answer.status_code == 200) == accepted, answer.text
+    create = component(schema, "ScheduleCreate")
+    assert jsonschema.Draft202012Validator(create).is_valid(body | {"workflow_id": "w"}) == accepted
+
+
+@pytest.mark.parametrize(
+    ("cursor", "valid"),
+    [
+        ("1767225600000000.wf_nightly", True),
+        ("-9999999999999999999.x", True),
+        ("0.x", True),
+        ("WyIwMDAxLTAxLTAxVDAwOjAwOjAwKzE0OjAwIiwieCJd", False),
+        ("1767225600000000", False),
+        ("1767225600000000.", False),
+        ("1.5.x", False),
+        ("99999999999999999999.x", False),
+    ],
+)
+async def test_the_schema_states_the_cursor_format(
+    client: httpx.AsyncClient, cursor: str, valid: bool
+) -> None:
+    schema = (await client.get("/openapi.json")).json()
+    for path in ("/v1/runs", "/v1/schedules"):
+        [parameter] = [
+            p for p in schema["paths"][path]["get"]["parameters"] if p["name"] == "cursor"
+        ]
+        validator = jsonschema.Draft202012Validator(parameter["schema"])
+        assert validator.is_valid(cursor) == valid
+        answer = await client.get(path, params={"cursor": cursor})
+        assert answer.status_code == (200 if valid else 422), answer.text

@@ -1,5 +1,5 @@
 """What anyone who reaches the API may send, against ``keeperhub-scheduler api`` as users run it:
-bodies of any size, with and without a token.
+bodies of any size, with and without a token, and crafted pagination cursors.
 
 Nothing is read before the token is checked, nothing past the body-size limit, and no input gets
 a 500: the process's memory stays where it was (read from /proc, peak included).
@@ -7,6 +7,7 @@ a 500: the process's memory stays where it was (read from /proc, peak included).
 
 from __future__ import annotations
 
+import base64
 import json
 import select
 import socket
@@ -163,3 +164,52 @@ def send_small_unauthorized(api: ApiProcess) -> int:
     except urllib.error.HTTPError as error:
         return error.code
     return 200
+
+
+def crafted(instant: str) -> str:
+    """A cursor in the format the API handed out before (base64url JSON), dated ``instant``."""
+    raw = json.dumps([instant, "x"], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    "cursor",
+    [
+        crafted("0001-01-01T00:00:00+14:00"),  # was an OverflowError binding it: a 500
+        crafted("9999-12-31T23:59:59-14:00"),
+        "garbage",
+        "1767225600000000.x.y",
+        "1767225600000000." + "x" * 129,
+    ],
+)
+def test_a_crafted_cursor_is_a_422_naming_it_on_every_paged_route(
+    api: ApiProcess, cursor: str
+) -> None:
+    schedule_id = a_schedule(api)
+    for path in ("/v1/runs", "/v1/schedules", f"/v1/schedules/{schedule_id}/runs"):
+        status, body = call(api, "GET", f"{path}?cursor={cursor}")
+        assert (status, body) == (
+            422,
+            {"detail": [{"field": "cursor", "message": "cursor is not one this API handed out"}]},
+        ), path
+
+
+@pytest.mark.parametrize("cursor", ["-9999999999999999999.x", "9999999999999999999.x", "0.x"])
+def test_a_cursor_at_either_end_of_time_pages_from_that_end(api: ApiProcess, cursor: str) -> None:
+    schedule_id = a_schedule(api)
+    for path in ("/v1/runs", "/v1/schedules", f"/v1/schedules/{schedule_id}/runs"):
+        status, body = call(api, "GET", f"{path}?cursor={cursor}")
+        assert status == 200, (path, body)
+        assert body["next_cursor"] is None
+
+
+def a_schedule(api: ApiProcess) -> str:
+    call(api, "POST", "/v1/workflows", {"id": "wf-cursor", "name": "cursor"})
+    status, body = call(api, "GET", "/v1/schedules?workflow_id=wf-cursor")
+    if body["items"]:
+        return str(body["items"][0]["id"])
+    status, body = call(
+        api, "POST", "/v1/schedules", {"workflow_id": "wf-cursor", "cron_expression": "@daily"}
+    )
+    assert status == 201, body
+    return str(body["id"])
