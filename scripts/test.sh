@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# The whole test suite, from a fresh clone: venv, LocalStack, lint, types, then pytest.
+# The whole test suite, from a fresh clone: venv, cron-parser, LocalStack, lint, types, then pytest.
 # PostgreSQL must answer on 127.0.0.1:5432 (or TEST_DATABASE_ADMIN_URL); the tests create and drop
-# their own throwaway databases. LocalStack is started here if it is not up, and stopped again (by
-# the PID we started) when the run ends. Extra arguments go to pytest.
+# their own throwaway databases. cron-parser (for the differential test) comes from the npm
+# registry into .cache/, and needs Node.js and npm. LocalStack is started here if it is not up, and
+# stopped again (by the PID we started) when the run ends. Extra arguments go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+scripts/cron-parser.sh
 export PATH="$HOME/.local/bin:$PATH"
 
 export TEST_DATABASE_ADMIN_URL="${TEST_DATABASE_ADMIN_URL:-postgresql://postgres@127.0.0.1:5432/postgres}"

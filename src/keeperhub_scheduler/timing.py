@@ -3,11 +3,14 @@
 A schedule is either a cron expression in a time zone (``cron.py`` does the hard part) or an
 interval: every ``interval_seconds`` from ``anchor_at``, which is what "every 55 minutes" means
 (``*/55`` is not). Either may be bounded by ``start_at`` (first occurrence at or after it) and
-``end_at`` (last occurrence at or before it).
+``end_at`` (last occurrence at or before it). A cron expression with ``H`` picks its values from
+the schedule's id (``hash_seed``); every other timing leaves it empty, so that schedules with the
+same timing share one ``Timing`` and its caches.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -45,6 +48,7 @@ class Timing:
     anchor_at: datetime | None = None
     start_at: datetime | None = None
     end_at: datetime | None = None
+    hash_seed: str = ""  # the schedule's id when the expression has H; "" otherwise
 
     @classmethod
     def of(
@@ -56,6 +60,7 @@ class Timing:
         anchor_at: datetime | None = None,
         start_at: datetime | None = None,
         end_at: datetime | None = None,
+        hash_seed: str = "",
     ) -> Timing:
         cron.validate_timezone(timezone)
         _require_aware(anchor_at, "anchor_at")
@@ -71,8 +76,23 @@ class Timing:
                 "either cron_expression or interval_seconds is required", field="cron_expression"
             )
         else:
-            cron.validate_cron_expression(cron_expression)
-        return cls(cron_expression, timezone, interval_seconds, anchor_at, start_at, end_at)
+            cron.validate_cron_expression(cron_expression, hash_seed)
+            if not cron.uses_hash(cron_expression):
+                hash_seed = ""
+        if interval_seconds is not None:
+            hash_seed = ""
+        return cls(
+            cron_expression, timezone, interval_seconds, anchor_at, start_at, end_at, hash_seed
+        )
+
+    def for_schedule(self, schedule_id: str) -> Timing:
+        """This timing as the schedule ``schedule_id`` fires it: its id picks the values of H."""
+        if self.is_interval or self.hash_seed == schedule_id:
+            return self
+        if not cron.uses_hash(self.cron_expression):
+            return self
+        cron.validate_cron_expression(self.cron_expression, schedule_id)
+        return dataclasses.replace(self, hash_seed=schedule_id)
 
     @property
     def is_interval(self) -> bool:
@@ -94,7 +114,9 @@ class Timing:
         if self.interval_seconds is not None:
             stream = _interval_after(self.interval_seconds, self.anchor_at or EPOCH, after)
         else:
-            stream = cron.iter_fire_times(self.cron_expression, self.timezone, after)
+            stream = cron.iter_fire_times(
+                self.cron_expression, self.timezone, after, self.hash_seed
+            )
         for occurrence in stream:
             if self.end_at is not None and occurrence > self.end_at:
                 return
@@ -109,7 +131,7 @@ class Timing:
     def describe(self) -> str:
         if self.interval_seconds is not None:
             return f"Every {_duration(self.interval_seconds)}"
-        return cron.describe(self.cron_expression)
+        return cron.describe(self.cron_expression, self.hash_seed)
 
     def plan_key(self, jitter_seconds: int) -> str:
         """A fingerprint of everything that decides when the schedule fires.
@@ -139,7 +161,6 @@ def _plan_key(timing: Timing, jitter_seconds: int) -> str:
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()[:16]
 
 
-@lru_cache(maxsize=4096)
 def cached_timing(
     cron_expression: str | None,
     timezone: str,
@@ -147,11 +168,47 @@ def cached_timing(
     anchor_at: datetime | None,
     start_at: datetime | None,
     end_at: datetime | None,
+    schedule_id: str = "",
 ) -> Timing:
     """``Timing.of``, remembered: the dispatcher reads the same few timings on thousands of rows.
 
-    Invalid input raises every time (exceptions are not cached).
+    The schedule's id is only part of the key for an expression with H, so thousands of
+    schedules that share a timing without H share one entry. Invalid input raises every time
+    (exceptions are not cached).
     """
+    uses_hash = (
+        interval_seconds is None
+        and isinstance(cron_expression, str)
+        and _uses_hash_or_invalid(cron_expression)
+    )
+    return _cached_timing(
+        cron_expression,
+        timezone,
+        interval_seconds,
+        anchor_at,
+        start_at,
+        end_at,
+        schedule_id if uses_hash else "",
+    )
+
+
+def _uses_hash_or_invalid(expression: str) -> bool:
+    try:
+        return cron.uses_hash(expression)
+    except InvalidScheduleError:
+        return True  # Timing.of raises it again, with the seed at hand
+
+
+@lru_cache(maxsize=4096)
+def _cached_timing(
+    cron_expression: str | None,
+    timezone: str,
+    interval_seconds: int | None,
+    anchor_at: datetime | None,
+    start_at: datetime | None,
+    end_at: datetime | None,
+    hash_seed: str,
+) -> Timing:
     return Timing.of(
         cron_expression,
         timezone,
@@ -159,6 +216,7 @@ def cached_timing(
         anchor_at=anchor_at,
         start_at=start_at,
         end_at=end_at,
+        hash_seed=hash_seed,
     )
 
 
@@ -171,6 +229,7 @@ def timing_of_row(row: Any) -> Timing:
         anchor_at=row.anchor_at,
         start_at=row.start_at,
         end_at=row.end_at,
+        hash_seed=row.id,
     )
 
 

@@ -2,7 +2,8 @@
 
 For each change (from `transitions.py`) the jobs are built around the times it touches: fixed-time
 jobs at the first, middle and last skipped or repeated minute, a list/range job, 6-field jobs,
-day-restricted jobs whose day is and is not the day of the change, and wildcard jobs. Each job is
+day-restricted jobs whose day is and is not the day of the change, wildcard jobs, and
+cron-parser's forms (``?``, both day fields restricted, ``H`` ranges and steps). Each job is
 asked for its first few fires from starting points before, inside and after the change (inside
 the second pass of a fold, exactly at a gap's end, half a second before it). The engine's answer
 is compared with the brute-force reference (`reference.py`).
@@ -59,6 +60,12 @@ def jobs_for(change: Change) -> list[Job]:
         Job("0 0 * * *", FIXED_FIRES, days),
         Job(f"{middle.minute} {middle.hour} * * {_weekday(middle)}", FIXED_FIRES, weeks),
         Job(f"{middle.minute} {middle.hour} * * {(_weekday(middle) + 1) % 7}", FIXED_FIRES, weeks),
+        # cron-parser's forms: ? is *, either day field when both are restricted, and H (its
+        # seed is ""): H(a-b)/n is fixed-time like a-b/n, H/n a wildcard job like */n
+        Job(f"{first.minute} {first.hour} ? * ?", FIXED_FIRES, days),
+        Job(f"{middle.minute} {middle.hour} */2 * {_weekday(middle)}", FIXED_FIRES, weeks),
+        Job(f"H(0-59)/20 {first.hour} * * *", FIXED_FIRES, days),
+        Job(f"H/20 {first.hour} * * *", WILDCARD_FIRES, timedelta(days=3)),
         Job("*/15 * * * *", WILDCARD_FIRES, timedelta(hours=6)),
         Job("0 * * * *", WILDCARD_FIRES, timedelta(hours=10)),
         Job("*/7 * * * * *", WILDCARD_FIRES, timedelta(minutes=2)),

@@ -1,12 +1,14 @@
 """A brute-force reference for cron fire times, written to be obviously right rather than fast.
 
 It shares no code with the engine. It expands each field with its own tiny parser (valid input
-only), lists every matching local wall-clock time in a window one by one, asks ZoneInfo which
-instants show that wall-clock time (fold=0 and fold=1, kept when they round-trip), and applies the
-Debian rules to each wall-clock time literally:
+only; ``?`` is ``*``; ``H`` drawn from the seed as cron-parser draws it), lists every matching
+local wall-clock time in a window one by one (the day fields: either may match when neither is
+exactly ``*`` or ``?``, otherwise both must), asks ZoneInfo which instants show that wall-clock
+time (fold=0 and fold=1, kept when they round-trip), and applies the Debian rules to each
+wall-clock time literally:
 
-* fixed-time job (minute and hour fields both not starting with "*"): the first instant of the
-  wall-clock time; if it has none, the instant its gap ends;
+* fixed-time job (minute and hour fields both not starting with "*", "?" or "H/"): the first
+  instant of the wall-clock time; if it has none, the instant its gap ends;
 * any other job: every instant of the wall-clock time (none in a gap, two in a fold).
 
 The fire times are the set of all these instants, sorted.
@@ -15,6 +17,8 @@ The fire times are the set of all these instants, sorted.
 from __future__ import annotations
 
 import calendar
+import math
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
@@ -31,7 +35,13 @@ _MACROS = {
     "@monthly": "0 0 1 * *",
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
+    "@minutely": "* * * * *",
+    "@secondly": "* * * * * *",
+    "@weekdays": "0 0 * * 1-5",
+    "@weekends": "0 0 * * 0,6",
 }
+_HASHED = re.compile(r"H(?:\((\d+)-(\d+)\))?(?:/(\d+))?L?")
+_LONGEST = (0, 31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)  # February as H's plain max sees it
 ONE_SECOND = timedelta(seconds=1)
 
 
@@ -54,11 +64,49 @@ def _number(text: str, names: dict[str, int]) -> int:
     return names[text.lower()] if text.lower() in names else int(text)
 
 
-def _expand(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
+def hash_numbers(seed: str) -> list[float]:
+    """cron-parser's six draws for ``hashSeed=seed`` (second, minute, hour, month, day of month,
+    day of week): 32-bit FNV-1a over UTF-16 code units, then mulberry32."""
+    data = seed.encode("utf-16-le")
+    units = [int.from_bytes(data[i : i + 2], "little") for i in range(0, len(data), 2)]
+    state = 0x811C9DC5
+    for unit in units:
+        state = ((state ^ unit) * 0x01000193) % 2**32
+    numbers = []
+    for _ in range(6):
+        state = (state + 0x6D2B79F5) % 2**32
+        t = ((state ^ (state >> 15)) * (state | 1)) % 2**32
+        t = t ^ ((t + ((t ^ (t >> 7)) * (t | 61)) % 2**32) % 2**32)
+        numbers.append((t ^ (t >> 14)) / 2**32)
+    return numbers
+
+
+def _hashed(item: str, low: int, high: int, number: float, plain_high: int) -> set[int]:
+    match = _HASHED.fullmatch(item)
+    assert match is not None, item
+    first, last, step = match.groups()
+    if first is not None:
+        low, high = max(low, int(first)), min(high, int(last))
+    elif step is None:
+        high = plain_high
+    one = {math.floor(number * (high - low + 1)) + low}
+    if step is None:
+        return one
+    n = int(step)
+    start = (low // n) * n + math.floor(number * n)
+    return {v for v in range(start, high + 1, n) if v >= low} or one
+
+
+def _expand(
+    field: str, low: int, high: int, names: dict[str, int], number: float = 0.0, plain_high: int = 0
+) -> set[int]:
     values: set[int] = set()
     for item in field.split(","):
+        if item.startswith("H"):
+            values |= _hashed(item, low, high, number, plain_high or high)
+            continue
         base, _, step = item.partition("/")
-        if base == "*":
+        if base in ("*", "?"):
             first, last = low, high
         elif "-" in base:
             a, b = base.split("-")
@@ -70,36 +118,50 @@ def _expand(field: str, low: int, high: int, names: dict[str, int]) -> set[int]:
     return values
 
 
-def parse_reference(expression: str) -> RefJob:
+def _wildcard_like(field: str) -> bool:
+    return field.startswith(("*", "?", "H/"))
+
+
+def parse_reference(expression: str, seed: str = "") -> RefJob:
     parts = expression.split()
     if parts[0].startswith("@"):
         parts = _MACROS[parts[0].lower()].split()
     if len(parts) == 5:
         parts = ["0", *parts]
+    parts = [part.upper() for part in parts]
     second, minute, hour, dom, month, dow = parts
-    plain_dom = [i for i in dom.split(",") if i.upper() != "L"]
+    draws = hash_numbers(seed)
+    months = _expand(month, 1, 12, _MONTHS, draws[3])
+    plain_dom = [i for i in dom.split(",") if i != "L"]
     plain_dow, nth, last_weekdays = [], set(), set()
     for item in dow.split(","):
         if "#" in item:
             day, k = item.split("#")
-            nth.add((_number(day, _WEEKDAYS) % 7, int(k)))
-        elif item.upper().endswith("L"):
-            last_weekdays.add(_number(item[:-1], _WEEKDAYS) % 7)
+            if day in ("*", "?"):
+                nth.update((w, int(k)) for w in range(7))
+            else:
+                (weekday,) = _expand(day, 0, 7, _WEEKDAYS, draws[5])
+                nth.add((weekday % 7, int(k)))
+        elif item.endswith("L"):
+            (weekday,) = _expand(item[:-1], 0, 7, _WEEKDAYS, draws[5])
+            last_weekdays.add(weekday % 7)
         else:
             plain_dow.append(item)
-    weekdays = _expand(",".join(plain_dow), 0, 7, _WEEKDAYS) if plain_dow else set()
+    weekdays = _expand(",".join(plain_dow), 0, 7, _WEEKDAYS, draws[5]) if plain_dow else set()
+    longest = max(_LONGEST[m] for m in months)
+    days = _expand(",".join(plain_dom), 1, 31, {}, draws[4], longest) if plain_dom else set()
     return RefJob(
-        seconds=frozenset(_expand(second, 0, 59, {})),
-        minutes=frozenset(_expand(minute, 0, 59, {})),
-        hours=frozenset(_expand(hour, 0, 23, {})),
-        days=frozenset(_expand(",".join(plain_dom), 1, 31, {}) if plain_dom else set()),
+        seconds=frozenset(_expand(second, 0, 59, {}, draws[0])),
+        minutes=frozenset(_expand(minute, 0, 59, {}, draws[1])),
+        hours=frozenset(_expand(hour, 0, 23, {}, draws[2])),
+        days=frozenset(days),
         last_day=len(plain_dom) != len(dom.split(",")),
-        months=frozenset(_expand(month, 1, 12, _MONTHS)),
+        months=frozenset(months),
         weekdays=frozenset(w % 7 for w in weekdays),
         nth=frozenset(nth),
         last_weekdays=frozenset(last_weekdays),
-        either_day=not dom.startswith("*") and not dow.startswith("*"),
-        fixed=not minute.startswith("*") and not hour.startswith("*"),
+        either_day=dom not in ("*", "?") and dow not in ("*", "?"),
+        fixed=not _wildcard_like(minute) and not _wildcard_like(hour),
     )
 
 
@@ -215,13 +277,15 @@ def _sampled_offsets(zone: ZoneInfo, low: datetime, high: datetime) -> list[time
     return [offset for offset in found if offset is not None]
 
 
-def reference_next(expression: str, zone_name: str, after: datetime, count: int) -> list[datetime]:
+def reference_next(
+    expression: str, zone_name: str, after: datetime, count: int, seed: str = ""
+) -> list[datetime]:
     """The first `count` fire times strictly after `after`, by brute force.
 
     Walks matching wall-clock times upwards and stops once no later wall-clock time can give a
     fire before the count-th one found.
     """
-    job, zone = parse_reference(expression), ZoneInfo(zone_name)
+    job, zone = parse_reference(expression, seed), ZoneInfo(zone_name)
     after = after.astimezone(UTC)
     # A fold soon after `after` shows earlier wall-clock times again: start at the lowest local
     # time of the next two days (folds are shorter than that).

@@ -1,7 +1,7 @@
 """The DST corpus: the engine against the brute-force reference at every clock change.
 
 Every zone in the tz database with an offset change between 2000 and 2037, every such change,
-fifteen jobs built around it and nine starting points (see `corpus.py`): the first fires must be
+nineteen jobs built around it and nine starting points (see `corpus.py`): the first fires must be
 identical, instant for instant. Zone names whose changes in those years are identical (links such
 as US/Eastern, and zones that have shared rules since 2000) are checked once, through the first
 name in alphabetical order (set CRON_CORPUS_EVERY_NAME=1 to check every name, about three times

@@ -37,7 +37,11 @@ ZONES_WITH_CHANGES = [name for name in ZONES if zone_changes(name)]
 MONTHS = ["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"]
 WEEKDAYS = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"]
 GAP_END = "not exist (clocks jump forward); fired when the gap ended"
-MACROS = ["@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually"]
+MACROS = [
+    "@hourly", "@daily", "@midnight", "@weekly", "@monthly", "@yearly", "@annually", "@minutely",
+    "@secondly", "@weekdays", "@weekends",
+]  # fmt: skip
+SEEDS = st.sampled_from(["", "sch_1", "wf_nightly", "sch_01HZX3"])
 
 instants = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2037, 12, 31), timezones=st.just(UTC)
@@ -69,15 +73,20 @@ def values(draw: st.DrawFn, low: int, high: int, names: list[str] | None = None)
 @st.composite
 def items(draw: st.DrawFn, low: int, high: int, names: list[str] | None = None) -> str:
     span = high - low + 1
-    step = draw(st.integers(1, span))
-    kind = draw(st.sampled_from(["*", "*/n", "a", "a", "a-b", "a-b/n", "a/n"]))
-    if kind == "*":
-        return "*"
-    if kind == "*/n":
-        return f"*/{step}"
+    # Any step of 1 or more; wider than the field now and then.
+    step = draw(st.one_of(st.integers(1, span), st.integers(span + 1, 3 * span)))
+    kind = draw(
+        st.sampled_from(["*", "?", "*/n", "a", "a", "a-b", "a-b/n", "a/n", "H", "H/n", "H(a-b)/n"])
+    )
+    if kind in ("*", "?", "H"):
+        return kind
+    if kind in ("*/n", "H/n"):
+        return f"{kind[0]}/{step}"
     (a, a_text), (b, b_text) = draw(values(low, high, names)), draw(values(low, high, names))
     if a > b:
         (a, a_text), (b, b_text) = (b, b_text), (a, a_text)
+    if kind == "H(a-b)/n":
+        return f"H({a}-{b})/{step}"
     return {"a": a_text, "a-b": f"{a_text}-{b_text}", "a-b/n": f"{a_text}-{b_text}/{step}"}.get(
         kind, f"{a_text}/{step}"
     )
@@ -92,15 +101,19 @@ def fields(
 
 weekday_numbers = st.integers(0, 7)
 day_of_week_extra = st.one_of(
-    st.builds("{}#{}".format, weekday_numbers, st.integers(1, 5)),
-    st.builds("{}L".format, weekday_numbers),
+    st.builds(
+        "{}#{}".format, st.one_of(weekday_numbers, st.sampled_from("*?H")), st.integers(1, 5)
+    ),
+    st.builds("{}L".format, st.one_of(weekday_numbers, st.just("H"))),
 )
 
 
 @st.composite
-def expressions(draw: st.DrawFn) -> str:
+def expressions(draw: st.DrawFn) -> tuple[str, str]:
+    """An expression and the seed its H is picked with (the schedule's id)."""
+    seed = draw(SEEDS)
     if draw(st.integers(0, 9)) == 0:
-        return draw(st.sampled_from(MACROS))
+        return draw(st.sampled_from(MACROS)), seed
     parts = [
         draw(fields(0, 59)),
         draw(fields(0, 23)),
@@ -112,23 +125,25 @@ def expressions(draw: st.DrawFn) -> str:
         parts.insert(0, draw(fields(0, 59)))
     expression = " ".join(parts)
     try:
-        validate_cron_expression(expression)
+        validate_cron_expression(expression, seed)
     except InvalidScheduleError as error:
         refused = error.field
     else:
-        return expression
+        return expression, seed
     # Only day fields that never match may be refused; everything else here is valid syntax.
     assert refused == "day_of_month", expression
     assume(False)
-    return expression
+    return expression, seed
 
 
-def check_fires(expression: str, zone: str, after: datetime, fires: list[datetime]) -> None:
+def check_fires(
+    expression: str, seed: str, zone: str, after: datetime, fires: list[datetime]
+) -> None:
     assert all(f.tzinfo is UTC for f in fires)
     assert all(a < b for a, b in zip([after, *fires], fires, strict=False))
-    job, tz = parse_reference(expression), zoneinfo.ZoneInfo(zone)
+    job, tz = parse_reference(expression, seed), zoneinfo.ZoneInfo(zone)
     for fire in fires:
-        note = dst_note(expression, zone, fire)
+        note = dst_note(expression, zone, fire, seed)
         wall = fire.astimezone(tz).replace(tzinfo=None)
         if wall_matches(job, wall):
             # An ordinary match, a pass of a repeated time, or a gap's end that also matches.
@@ -141,18 +156,21 @@ def check_fires(expression: str, zone: str, after: datetime, fires: list[datetim
 @examples(200)
 @given(expressions(), st.sampled_from(ZONES), instants)
 def test_fires_are_increasing_after_and_explained(
-    expression: str, zone: str, after: datetime
+    job: tuple[str, str], zone: str, after: datetime
 ) -> None:
-    fires = next_fire_times(expression, zone, after, 5)
+    expression, seed = job
+    fires = next_fire_times(expression, zone, after, 5, seed)
     assert len(fires) == 5
-    check_fires(expression, zone, after, fires)
-    assert list(islice(iter_fire_times(expression, zone, after), 5)) == fires
+    check_fires(expression, seed, zone, after, fires)
+    assert list(islice(iter_fire_times(expression, zone, after, seed), 5)) == fires
 
 
 @examples(150)
 @given(expressions(), st.sampled_from(ZONES), instants)
-def test_agrees_with_reference(expression: str, zone: str, after: datetime) -> None:
-    assert next_fire_times(expression, zone, after, 3) == reference_next(expression, zone, after, 3)
+def test_agrees_with_reference(job: tuple[str, str], zone: str, after: datetime) -> None:
+    expression, seed = job
+    ours = next_fire_times(expression, zone, after, 3, seed)
+    assert ours == reference_next(expression, zone, after, 3, seed)
 
 
 @st.composite
@@ -166,15 +184,16 @@ def near_a_change(draw: st.DrawFn) -> tuple[str, datetime]:
 @examples(200)
 @given(expressions(), near_a_change())
 def test_agrees_with_reference_near_clock_changes(
-    expression: str, place: tuple[str, datetime]
+    job: tuple[str, str], place: tuple[str, datetime]
 ) -> None:
+    expression, seed = job
     zone, after = place
-    fires = next_fire_times(expression, zone, after, 4)
-    check_fires(expression, zone, after, fires)
-    assert fires == reference_next(expression, zone, after, 4)
+    fires = next_fire_times(expression, zone, after, 4, seed)
+    check_fires(expression, seed, zone, after, fires)
+    assert fires == reference_next(expression, zone, after, 4, seed)
 
 
-CRONISH = st.text(alphabet="0123456789*/-,#LW? \tJANMONFRISUN@dhly١٢", max_size=40)
+CRONISH = st.text(alphabet="0123456789*/-,#LWH()? \tJANMONFRISUN@dhly١٢\u3000", max_size=40)
 
 
 @examples(400)

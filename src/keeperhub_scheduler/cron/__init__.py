@@ -1,18 +1,27 @@
 """Cron schedules: parsing, validation, descriptions, and fire times with an exact DST policy.
 
 Public API: `next_fire_times`, `iter_fire_times`, `describe`, `validate_cron_expression`,
-`validate_timezone`, `dst_note`, `parse_cron` and `CronExpression`. Every invalid input raises
-`InvalidScheduleError` with the field at fault. The accepted syntax is in `parse.py`'s docstring.
+`validate_timezone`, `dst_note`, `parse_cron`, `uses_hash`, `CronExpression` and
+`ENGINE_VERSION`. Every invalid input raises `InvalidScheduleError` with the field at fault.
+
+Which expressions are valid, and which local wall-clock times match, is what cron-parser 5 says
+(KeeperHub validates schedules and shows their next runs with it); the syntax is in `parse.py`'s
+docstring, the deliberate differences in the README. ``H`` picks its values from a seed, the
+schedule's id (`hashing.py`); the functions take it as ``seed`` and ignore it for expressions
+without ``H``.
 
 Fire times follow Debian cron's rules for clock changes, made precise as follows. A wall-clock
 time is a local date and time of day (to the second) at which every field of the expression
-matches, the day fields combined by the Vixie rule.
+matches, the day fields combined by cron-parser's rule (either may match when both are
+restricted, i.e. neither is exactly ``*`` or ``?``).
 
 * A job is *fixed-time* when its minute field and its hour field both do not start with ``*``
-  (lists, ranges and ``a/n`` count as fixed). The seconds field of a 6-field expression plays no
-  part: ``0 30 2 * * *`` behaves as ``30 2 * * *``, and ``*/10 30 2 * * *`` is fixed-time too.
-  Every other job is a *wildcard* job. Macros count by what they expand to (``@hourly`` is
-  wildcard, ``@daily`` is fixed-time).
+  (lists, ranges and ``a/n`` count as fixed). ``?`` counts as ``*``; ``H`` forms count by what
+  they stand for: ``H`` and ``H(a-b)`` are one value (fixed), ``H/n`` is a step over the whole
+  field like ``*/n`` (wildcard), ``H(a-b)/n`` is like ``a-b/n`` (fixed). The seconds field of a
+  6-field expression plays no part: ``0 30 2 * * *`` behaves as ``30 2 * * *``, and
+  ``*/10 30 2 * * *`` is fixed-time too. Every other job is a *wildcard* job. Macros count by
+  what they expand to (``@hourly`` is wildcard, ``@daily`` is fixed-time).
 * A wall-clock time that exists once fires at that instant, for every job.
 * A wall-clock time that occurs twice (a fold, "clocks go back"): a fixed-time job fires at the
   first instant only; a wildcard job fires at both, in real-time order, so its fires from the
@@ -38,19 +47,28 @@ matches, the day fields combined by the Vixie rule.
 
 from __future__ import annotations
 
+from typing import Final
+
 from .describe import describe
 from .expression import CronExpression
-from .parse import parse_cron, validate_cron_expression
+from .parse import parse_cron, uses_hash, validate_cron_expression
 from .search import dst_note, iter_fire_times, next_fire_times
 from .zones import validate_timezone
 
+# Which expressions this engine accepts, as a number: raise it whenever a change makes an
+# expression valid that was not (or invalid that was). The dispatcher re-reads rows that an
+# older engine parked as invalid (dispatcher/unpark.py). 1: before cron-parser parity; 2: since.
+ENGINE_VERSION: Final = 2
+
 __all__ = [
+    "ENGINE_VERSION",
     "CronExpression",
     "describe",
     "dst_note",
     "iter_fire_times",
     "next_fire_times",
     "parse_cron",
+    "uses_hash",
     "validate_cron_expression",
     "validate_timezone",
 ]

@@ -64,13 +64,15 @@ class CronExpression:
     """A validated cron expression, expanded into the sets a search needs.
 
     ``fields`` holds the six field texts (seconds first, ``"0"`` for a 5-field expression, macros
-    expanded) as written, upper-cased; ``describe()`` hands them to cron-descriptor.
+    expanded) as written, upper-cased; ``describe()`` hands them to cron-descriptor. The value
+    sets hold what ``H`` picked for the seed the expression was parsed with.
     """
 
     source: str
     fields: tuple[str, str, str, str, str, str]
     has_seconds: bool
-    # Debian cron's rule: minute and hour fields both not starting with "*".
+    hashed: bool  # H is written somewhere: the values depend on the seed
+    # Debian cron's rule: minute and hour fields both not starting with "*" (or "?", or "H/").
     is_fixed_time: bool
     seconds: tuple[int, ...]
     minutes: tuple[int, ...]
@@ -83,7 +85,8 @@ class CronExpression:
     day_of_week_bits: int
     nth_weekdays: tuple[tuple[int, int], ...]
     last_weekdays: tuple[int, ...]
-    # The Vixie rule: when neither day field starts with "*", a day matches if either does.
+    # cron-parser's rule: when neither day field is exactly "*" or "?", a day matches if either
+    # does; otherwise it must match both.
     days_match_either: bool
     # Every matching time of day as hour * 60 + minute, sorted; searched with bisect.
     minutes_of_day: tuple[int, ...]

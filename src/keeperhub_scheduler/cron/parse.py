@@ -1,195 +1,163 @@
-"""Parse and validate cron expressions.
+"""Parse and validate cron expressions, as cron-parser 5 (KeeperHub's parser) reads them.
 
-Grammar (case-insensitive; fields separated by spaces or tabs):
+Grammar (letters in any case; fields separated by whitespace, as JavaScript's ``\\s`` knows it):
 
 * 5 fields ``minute hour day-of-month month day-of-week`` or 6 with a leading ``second`` field;
-  or one macro: ``@hourly @daily @midnight @weekly @monthly @yearly @annually``.
-* A field is a comma-separated list of items: ``*``, ``*/n``, ``a``, ``a-b``, ``a-b/n`` and ``a/n``
-  (``a`` to the field's maximum, step ``n``). ``a-a/n`` is the single value ``a``.
-* Month names JAN-DEC and weekday names SUN-SAT wherever a number may stand in those fields.
-  Day of week is 0-7; 0 and 7 are Sunday (so ``1/2`` is Mon, Wed, Fri, Sun).
-* Day of month also takes ``L`` (last day); day of week also takes ``n#k`` (k-th weekday n of the
-  month, k 1-5) and ``nL`` (last weekday n of the month).
-* A step may be at most the number of values in its field (``*/60`` is fine for minutes).
+  or one predefined expression: ``@yearly @annually @monthly @weekly @daily @hourly @minutely
+  @secondly @weekdays @weekends``, and ``@midnight`` (Vixie cron's, same as ``@daily``).
+* Each field is a list of items (``fields.py``): ``*``, ``?``, values, names, ranges, any step of
+  1 or more, ``L``, ``nL``, ``n#k`` and the ``H`` forms.
+* The day fields: when both are restricted (neither is exactly ``*`` or ``?``), a day matches when
+  either does; otherwise both must (``0 0 */15 1 MON-FRI`` is every weekday of January and the
+  1st, 16th and 31st).
 
-Everything else is rejected with an `InvalidScheduleError` whose message names the field and the
-problem. Only ASCII is accepted: ``str.isdigit`` would let Arabic-Indic and other Unicode digits
-through, so digits are matched as ``[0-9]`` and non-ASCII text is refused before anything else.
+Where we differ from cron-parser on purpose (the README's "Compatibility with KeeperHub"): we
+refuse the empty expression and fewer than 5 fields (cron-parser fills them in: ``0 9 * *`` would
+fire every minute from 00:00 to 00:59 on the 9th), expressions that never fire, and ``H`` glued to
+other text; we accept repeated values (``1-5,3``), ``n#k`` in a list, letters in any case and
+``@midnight``. Only ASCII is accepted outside the whitespace between fields.
+
+Parsing has two steps, so that the seed matters only where ``H`` is written: `_compile` (cached per
+expression) checks everything that does not depend on it; `_resolve` (cached per expression and
+seed, the seed "" for an expression without ``H``) picks the ``H`` values and checks that some day
+of the selected months can match.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Final, NoReturn
-
-from keeperhub_scheduler.errors import InvalidScheduleError
+from typing import Final
 
 from .days import day_fields_ever_match
 from .expression import (
     DAY_OF_MONTH,
     DAY_OF_WEEK,
     FIELDS_6,
+    MAX_MONTH_LENGTH,
     MONTH_TITLES,
     CronExpression,
-    FieldSpec,
 )
+from .fields import FieldPlan, fail, parse_field, shorten
+from .hashing import draws, expand
 
-MAX_EXPRESSION_LENGTH: Final = 256
+# cron-parser's own limit: every value of every field listed needs about half of it.
+MAX_EXPRESSION_LENGTH: Final = 1024
 
 MACROS: Final = {
-    "@HOURLY": "0 * * * *",
-    "@DAILY": "0 0 * * *",
-    "@MIDNIGHT": "0 0 * * *",
-    "@WEEKLY": "0 0 * * 0",
-    "@MONTHLY": "0 0 1 * *",
     "@YEARLY": "0 0 1 1 *",
     "@ANNUALLY": "0 0 1 1 *",
+    "@MONTHLY": "0 0 1 * *",
+    "@WEEKLY": "0 0 * * 0",
+    "@DAILY": "0 0 * * *",
+    "@MIDNIGHT": "0 0 * * *",
+    "@HOURLY": "0 * * * *",
+    "@MINUTELY": "* * * * *",
+    "@SECONDLY": "* * * * * *",
+    "@WEEKDAYS": "0 0 * * 1-5",
+    "@WEEKENDS": "0 0 * * 0,6",
 }
 
 _FIELD_COUNT_HELP: Final = (
     "expected 5 (minute hour day-of-month month day-of-week) "
     "or 6 (second minute hour day-of-month month day-of-week)"
 )
-_ITEM_HELP: Final = "expected a number, a range a-b, a step */n, a-b/n or a/n, or a list of these"
-
-_VALUE: Final = r"(?:[0-9]+|[A-Z]+)"
-_ITEM: Final = re.compile(rf"(?P<start>\*|{_VALUE})(?:-(?P<end>{_VALUE}))?(?:/(?P<step>[0-9]+))?")
-_NTH: Final = re.compile(rf"(?P<day>{_VALUE})#(?P<nth>[0-9]+)")
-_FIELD_SPLIT: Final = re.compile(r"[ \t]+")
-
-
-def _fail(message: str, spec: FieldSpec | None = None) -> NoReturn:
-    raise InvalidScheduleError(message, field=spec.key if spec else "cron_expression")
+# JavaScript's whitespace (what cron-parser's trim() and split(/\s+/) see).
+_SPACE: Final = "\t\n\x0b\x0c\r \u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+_FIELD_SPLIT: Final = re.compile(f"[{_SPACE}]+")
+_EDGE_SPACE: Final = re.compile(f"^[{_SPACE}]+|[{_SPACE}]+$")
+# The fields as cron-parser draws their H numbers: months before the day of month (plain H there
+# reaches only as far as the longest selected month).
+_RESOLVE_ORDER: Final = (0, 1, 2, 4, 3, 5)
+_WILDCARDS: Final = ("*", "?")
 
 
-def _shorten(text: str, limit: int = 40) -> str:
-    """Quote user text for a message, cut short so a long input cannot flood a log line."""
-    return repr(text if len(text) <= limit else text[:limit] + "...")
+@dataclass(frozen=True)
+class _Compiled:
+    """An expression checked up to its ``H`` picks: field texts and what each field holds."""
 
-
-class _FieldValues:
-    """What one field's items add up to, before it is frozen into the CronExpression."""
-
-    def __init__(self) -> None:
-        self.values: set[int] = set()
-        self.last_day = False
-        self.nth: set[tuple[int, int]] = set()
-        self.last_weekdays: set[int] = set()
-
-
-def _value(text: str, spec: FieldSpec) -> int:
-    """A number or a name, checked against the field's range."""
-    if text[0].isdigit():
-        number = int(text)  # ASCII digits only (the regexes), at most 256 of them
-        if not spec.low <= number <= spec.high:
-            _fail(f"{spec.label} {text} is out of range {spec.low}-{spec.high}", spec)
-        return number
-    if text in spec.names:
-        return spec.names[text]
-    if text == "L":
-        if spec is DAY_OF_MONTH:
-            _fail("day of month 'L' (the last day) must stand alone, not in a range or step", spec)
-        if spec is DAY_OF_WEEK:
-            _fail("day of week 'L' must follow a weekday, e.g. 5L for the last Friday", spec)
-        _fail(f"'L' is not allowed in the {spec.label} field", spec)
-    if spec.names:
-        first, last = next(iter(spec.names)), list(spec.names)[-1]
-        _fail(f"{spec.label} {_shorten(text)} is not a number or a name {first}-{last}", spec)
-    _fail(f"{spec.label} {_shorten(text)} is not a number", spec)
-
-
-def _step(text: str, spec: FieldSpec) -> int:
-    step, span = int(text), spec.high - spec.low + 1
-    if not 1 <= step <= span:
-        _fail(f"{spec.label} step {text} is out of range 1-{span}", spec)
-    return step
-
-
-def _range_item(item: str, field_text: str, spec: FieldSpec, out: _FieldValues) -> None:
-    match = _ITEM.fullmatch(item)
-    if match is None:
-        if "#" in item:
-            _fail(f"'#' is only allowed in the day of week field, not in {spec.label}", spec)
-        _fail(f"{spec.label} field {_shorten(field_text)} is not valid: {_ITEM_HELP}", spec)
-    start, end, step_text = match.group("start", "end", "step")
-    step = _step(step_text, spec) if step_text else 1
-    if start == "*":
-        if end is not None:
-            _fail(f"{spec.label} field {_shorten(field_text)} is not valid: {_ITEM_HELP}", spec)
-        out.values.update(range(spec.low, spec.high + 1, step))
-        return
-    low = _value(start, spec)
-    if end is None:
-        # A lone value with a step runs to the field's maximum (cronie's "a/n" extension).
-        high = spec.high if step_text else low
-    else:
-        high = _value(end, spec)
-        if high < low:
-            _fail(
-                f"{spec.label} range {start}-{end} is reversed (the start is after the end)", spec
-            )
-    out.values.update(range(low, high + 1, step))
-
-
-def _day_of_week_item(item: str, spec: FieldSpec, out: _FieldValues) -> bool:
-    """Handle ``n#k`` and ``nL``; False when the item is an ordinary one."""
-    nth = _NTH.fullmatch(item)
-    if nth is not None:
-        weekday = _value(nth.group("day"), spec) % 7
-        k = int(nth.group("nth"))
-        if not 1 <= k <= 5:
-            _fail(f"day of week {item}: occurrence {nth.group('nth')} is out of range 1-5", spec)
-        out.nth.add((weekday, k))
-        return True
-    if item == "L":
-        _fail("day of week 'L' must follow a weekday, e.g. 5L for the last Friday", spec)
-    if item.endswith("L") and re.fullmatch(_VALUE, item[:-1]):
-        out.last_weekdays.add(_value(item[:-1], spec) % 7)
-        return True
-    return False
-
-
-def _parse_field(text: str, spec: FieldSpec) -> _FieldValues:
-    out = _FieldValues()
-    for item in text.split(","):
-        if not item:
-            _fail(f"{spec.label} field {_shorten(text)} has an empty list item", spec)
-        if spec is DAY_OF_MONTH and item == "L":
-            out.last_day = True
-        elif spec is DAY_OF_WEEK and _day_of_week_item(item, spec, out):
-            pass
-        else:
-            _range_item(item, text, spec, out)
-    if spec is DAY_OF_WEEK and 7 in out.values:
-        out.values = (out.values - {7}) | {0}
-    return out
+    texts: tuple[str, str, str, str, str, str]
+    has_seconds: bool
+    plans: tuple[FieldPlan, ...]
+    hashed: bool
 
 
 def _split(expression: str) -> tuple[list[str], bool]:
     """The six field texts, seconds first ("0" when absent), upper-cased, macros expanded;
     and whether the expression wrote its own seconds field."""
-    text = expression.strip(" \t\r\n")
+    text = _EDGE_SPACE.sub("", expression)
     if not text:
-        _fail("cron expression is empty")
+        fail("cron expression is empty")
     parts = _FIELD_SPLIT.split(text)
     if parts[0].startswith("@"):
         macro = parts[0].upper() if parts[0].isascii() else parts[0]
         if macro not in MACROS:
             names = ", ".join(m.lower() for m in MACROS)
-            _fail(f"unknown macro {_shorten(parts[0])}; expected one of {names}")
+            fail(f"unknown macro {shorten(parts[0])}; expected one of {names}")
         if len(parts) > 1:
-            _fail(f"the macro {parts[0]} must stand alone")
+            fail(f"the macro {parts[0]} must stand alone")
         parts = MACROS[macro].split()
     if len(parts) not in (5, 6):
         fields = "1 field" if len(parts) == 1 else f"{len(parts)} fields"
-        _fail(f"cron expression has {fields}; {_FIELD_COUNT_HELP}")
+        fail(f"cron expression has {fields}; {_FIELD_COUNT_HELP}")
     texts = parts if len(parts) == 6 else ["0", *parts]
     for part, spec in zip(texts, FIELDS_6, strict=True):
         if not part.isascii():
             bad = next(ch for ch in part if not ch.isascii())
-            _fail(f"{spec.label} {_shorten(part)} contains {bad!r}; only ASCII is allowed", spec)
+            fail(f"{spec.label} {shorten(part)} contains {bad!r}; only ASCII is allowed", spec)
     return [part.upper() for part in texts], len(parts) == 6
+
+
+@lru_cache(maxsize=4096)
+def _compile(expression: str) -> _Compiled:
+    if len(expression) > MAX_EXPRESSION_LENGTH:
+        fail(
+            f"cron expression is too long ({len(expression)} characters;"
+            f" at most {MAX_EXPRESSION_LENGTH})"
+        )
+    texts, has_seconds = _split(expression)
+    plans = tuple(parse_field(text, spec) for text, spec in zip(texts, FIELDS_6, strict=True))
+    return _Compiled(
+        texts=(texts[0], texts[1], texts[2], texts[3], texts[4], texts[5]),
+        has_seconds=has_seconds,
+        plans=plans,
+        hashed=any(plan.hashes for plan in plans),
+    )
+
+
+def _is_wildcard_like(text: str) -> bool:
+    """Debian cron's "starts with *" for the DST rule; ``?`` is ``*``, and ``H/n`` steps over the
+    whole field as ``*/n`` does (``H`` and ``H(a-b)`` are one value, ``H(a-b)/n`` is ``a-b/n``)."""
+    return text.startswith(("*", "?", "H/"))
+
+
+def _picked(compiled: _Compiled, seed: str) -> list[FieldPlan]:
+    """Each field's plan with its ``H`` items replaced by the values the seed picks."""
+    numbers = draws(seed) if compiled.hashed else (0.0,) * 6
+    resolved = list(compiled.plans)
+    for index in _RESOLVE_ORDER:
+        plan, spec = compiled.plans[index], FIELDS_6[index]
+        if not plan.hashes:
+            continue
+        values, nth = set(plan.values), set(plan.nth or ())
+        last_weekdays = set(plan.last_weekdays or ())
+        plain_high = spec.high
+        if spec is DAY_OF_MONTH:
+            months = resolved[4].values
+            plain_high = max(28 if m == 2 else MAX_MONTH_LENGTH[m] for m in months)
+        for use in plan.hashes:
+            picks = expand(use.item, numbers[index], spec.low, spec.high, plain_high)
+            if spec is DAY_OF_WEEK:
+                picks = [pick % 7 for pick in picks]
+            if use.nth:
+                nth.update((pick, use.nth) for pick in picks)
+            elif use.last:
+                last_weekdays.update(picks)
+            else:
+                values.update(picks)
+        resolved[index] = FieldPlan(values, [], plan.last_day, nth, last_weekdays)
+    return resolved
 
 
 def _check_days_exist(day_text: str, month_values: set[int], expr: CronExpression) -> None:
@@ -203,37 +171,30 @@ def _check_days_exist(day_text: str, month_values: set[int], expr: CronExpressio
         where = months[0]
     else:
         where = ", ".join(months[:-1]) + " or " + months[-1]
-    # With "*" in day of week every weekday matches, so the day of month alone is at fault.
-    if not expr.days_match_either and expr.day_of_week_bits == 0x7F:
-        _fail(f"day of month {day_text} never occurs in {where}", DAY_OF_MONTH)
-    _fail(
-        f"day of month {day_text} and day of week {expr.fields[5]} never fall on the same day"
-        f" in {where}",
-        DAY_OF_MONTH,
-    )
+    picked = " (as H picks it for this schedule)" if "H" in day_text else ""
+    fail(f"day of month {day_text}{picked} never occurs in {where}", DAY_OF_MONTH)
 
 
-def _build(source: str, texts: list[str], has_seconds: bool) -> CronExpression:
-    parsed = [_parse_field(text, spec) for text, spec in zip(texts, FIELDS_6, strict=True)]
-    second, minute, hour, dom, month, dow = parsed
-    dom_bits = sum(1 << (d - 1) for d in dom.values)
-    dow_bits = sum(1 << w for w in dow.values)
-    # A dow field of only n#k / nL items has no plain weekdays: dow_bits stays 0, as it should.
+def _resolve(source: str, compiled: _Compiled, seed: str) -> CronExpression:
+    second, minute, hour, dom, month, dow = _picked(compiled, seed)
+    texts = compiled.texts
     expr = CronExpression(
         source=source,
-        fields=(texts[0], texts[1], texts[2], texts[3], texts[4], texts[5]),
-        has_seconds=has_seconds,
-        is_fixed_time=not texts[1].startswith("*") and not texts[2].startswith("*"),
+        fields=texts,
+        has_seconds=compiled.has_seconds,
+        hashed=compiled.hashed,
+        is_fixed_time=not _is_wildcard_like(texts[1]) and not _is_wildcard_like(texts[2]),
         seconds=tuple(sorted(second.values)),
         minutes=tuple(sorted(minute.values)),
         hours=tuple(sorted(hour.values)),
         months=tuple(sorted(month.values)),
-        day_of_month_bits=dom_bits,
+        day_of_month_bits=sum(1 << (d - 1) for d in dom.values),
         last_day_of_month=dom.last_day,
-        day_of_week_bits=dow_bits,
-        nth_weekdays=tuple(sorted(dow.nth)),
-        last_weekdays=tuple(sorted(dow.last_weekdays)),
-        days_match_either=not texts[3].startswith("*") and not texts[5].startswith("*"),
+        # A dow field of only n#k / nL items has no plain weekdays: the bits stay 0, as they should.
+        day_of_week_bits=sum(1 << w for w in dow.values),
+        nth_weekdays=tuple(sorted(dow.nth or ())),
+        last_weekdays=tuple(sorted(dow.last_weekdays or ())),
+        days_match_either=texts[3] not in _WILDCARDS and texts[5] not in _WILDCARDS,
         minutes_of_day=tuple(
             h * 60 + m for h in sorted(hour.values) for m in sorted(minute.values)
         ),
@@ -243,22 +204,31 @@ def _build(source: str, texts: list[str], has_seconds: bool) -> CronExpression:
 
 
 @lru_cache(maxsize=4096)
-def _parse_cached(expression: str) -> CronExpression:
-    if len(expression) > MAX_EXPRESSION_LENGTH:
-        _fail(
-            f"cron expression is too long ({len(expression)} characters;"
-            f" at most {MAX_EXPRESSION_LENGTH})"
-        )
-    return _build(expression, *_split(expression))
+def _resolve_cached(expression: str, seed: str) -> CronExpression:
+    return _resolve(expression, _compile(expression), seed)
 
 
-def parse_cron(expression: str) -> CronExpression:
-    """Parse a cron expression (cached); raise InvalidScheduleError when it is not valid."""
+def parse_cron(expression: str, seed: str = "") -> CronExpression:
+    """Parse a cron expression (cached); raise InvalidScheduleError when it is not valid.
+
+    ``seed`` (the schedule's id) picks the values of ``H``; an expression without ``H`` gives the
+    same (cached) answer whatever the seed.
+    """
     if not isinstance(expression, str):
-        _fail(f"cron expression must be a string, not {type(expression).__name__}")
-    return _parse_cached(expression)
+        fail(f"cron expression must be a string, not {type(expression).__name__}")
+    if not isinstance(seed, str):
+        fail(f"the seed of H must be a string, not {type(seed).__name__}")
+    compiled = _compile(expression)
+    return _resolve_cached(expression, seed if compiled.hashed else "")
 
 
-def validate_cron_expression(expression: str) -> None:
+def uses_hash(expression: str) -> bool:
+    """True when the expression writes ``H`` (its fire times then depend on the seed)."""
+    if not isinstance(expression, str):
+        fail(f"cron expression must be a string, not {type(expression).__name__}")
+    return _compile(expression).hashed
+
+
+def validate_cron_expression(expression: str, seed: str = "") -> None:
     """Raise InvalidScheduleError when ``expression`` is not a valid cron expression."""
-    parse_cron(expression)
+    parse_cron(expression, seed)

@@ -88,21 +88,25 @@ def _as_datetime(instant: int) -> datetime:
     return UNIX_EPOCH + timedelta(seconds=instant)
 
 
-def iter_fire_times(expression: str, timezone: str, after: datetime) -> Iterator[datetime]:
+def iter_fire_times(
+    expression: str, timezone: str, after: datetime, seed: str = ""
+) -> Iterator[datetime]:
     """Fire times strictly after `after`, lazily and without end (until year 9999).
 
     Aware UTC datetimes, strictly increasing. The arguments are validated when this is called,
-    not when the first value is taken.
+    not when the first value is taken. `seed` (the schedule's id) picks the values of ``H``.
     """
-    expr = parse_cron(expression)
+    expr = parse_cron(expression, seed)
     timeline = timeline_for(timezone)
     first = _first_instant(after)
     return (_as_datetime(instant) for instant in _instants(expr, timeline, first))
 
 
-def next_fire_times(expression: str, timezone: str, after: datetime, count: int) -> list[datetime]:
+def next_fire_times(
+    expression: str, timezone: str, after: datetime, count: int, seed: str = ""
+) -> list[datetime]:
     """The first `count` fire times strictly after `after` (fewer only at year 9999)."""
-    expr = parse_cron(expression)
+    expr = parse_cron(expression, seed)
     timeline = timeline_for(timezone)
     first = _first_instant(after)
     if isinstance(count, bool) or not isinstance(count, int) or count < 0:
@@ -145,14 +149,14 @@ def _gap_note(expr: CronExpression, start: int, offset: int, before: int) -> str
     return f"{', '.join(shown)} {verb} not exist (clocks jump forward); fired when the gap ended"
 
 
-def dst_note(expression: str, timezone: str, fire: datetime) -> str | None:
+def dst_note(expression: str, timezone: str, fire: datetime, seed: str = "") -> str | None:
     """Why a fire time from `next_fire_times` is not an ordinary wall-clock match, if it is not.
 
     None for an ordinary match (and for an instant that is not a fire time of the expression);
     otherwise a short note: a skipped time fired at the end of a gap, or the first or second pass
     of a repeated time.
     """
-    expr = parse_cron(expression)
+    expr = parse_cron(expression, seed)
     timeline = timeline_for(timezone)
     instant = _first_instant(fire) - 1
     if not MIN_INSTANT <= instant < MAX_INSTANT:

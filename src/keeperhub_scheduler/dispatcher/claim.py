@@ -20,6 +20,7 @@ from typing import Any
 from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from keeperhub_scheduler import cron
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, Skip, decide
 from keeperhub_scheduler.dispatcher.relay import PendingRun
@@ -32,6 +33,12 @@ log = logging.getLogger(__name__)
 
 S = workflow_schedules
 R = schedule_runs
+INVALID_PREFIX = "invalid schedule: "
+
+
+def parked_key(version: int = cron.ENGINE_VERSION) -> str:
+    """The plan_key of a row parked as invalid by an engine of ``version`` (see unpark.py)."""
+    return f"parked:engine-{version}"
 
 
 @dataclass
@@ -58,6 +65,7 @@ def timing_of(row: Any) -> Timing:
         row.anchor_at,
         row.start_at,
         row.end_at,
+        row.id,
     )
 
 
@@ -267,7 +275,7 @@ async def _park_invalid(
     """A row we cannot read (written by someone else): stop claiming it, and say why on it.
 
     ``next_run_at`` becomes NULL, so it is not claimed again until it is changed (the trigger
-    then makes it due, and it is read afresh).
+    then makes it due, and it is read afresh) or an engine that can read it runs (unpark.py).
     """
     log.warning(
         "schedule has an invalid timing; parked until it is changed",
@@ -278,9 +286,9 @@ async def _park_invalid(
         .where(S.c.id == row.id)
         .values(
             next_run_at=None,
-            plan_key=None,
+            plan_key=parked_key(),
             last_status="error",
-            last_error=f"invalid schedule: {error}",
+            last_error=f"{INVALID_PREFIX}{error}",
             last_status_for=now.astimezone(UTC),
         )
     )

@@ -26,6 +26,7 @@ from keeperhub_scheduler.dispatcher.listen import DueListener
 from keeperhub_scheduler.dispatcher.relay import count_pending, lease_leftovers, sweep_stale_runs
 from keeperhub_scheduler.dispatcher.retention import prune_runs
 from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
+from keeperhub_scheduler.dispatcher.unpark import unpark
 from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.telemetry.logs import RepeatedFailure
@@ -34,6 +35,9 @@ from keeperhub_scheduler.transport.base import Transport
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
 SWEEP_EVERY_SECONDS = 30.0
+# Rows parked by an older engine are re-read at start, then this often (a rollout's old
+# dispatchers may park a row again until they are gone).
+UNPARK_EVERY_SECONDS = 300.0
 IDLE_LOG_EVERY_SECONDS = 60.0
 
 
@@ -82,6 +86,7 @@ class Dispatcher:
         self._relay_failures = 0
         self._relay_not_before = 0.0
         self._next_sweep = 0.0
+        self._next_unpark = 0.0
 
     # --- one pass -------------------------------------------------------------------------
     async def run_pass(self) -> PassResult:
@@ -183,6 +188,9 @@ class Dispatcher:
             self._relay_failures = 0
 
     async def _sweep_if_due(self) -> int:
+        if time.monotonic() >= self._next_unpark:
+            self._next_unpark = time.monotonic() + UNPARK_EVERY_SECONDS
+            await unpark(self.engine)
         if time.monotonic() < self._next_sweep:
             return 0
         self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS

@@ -103,7 +103,7 @@ Instant = Annotated[
 Note = Annotated[str, StringConstraints(max_length=1000), _PLAIN, _NO_NUL]
 CronText = Annotated[
     str,
-    StringConstraints(max_length=256),
+    StringConstraints(max_length=1024),
     _PLAIN,
     _NO_NUL,
     Field(description="5 or 6 fields, or a macro", examples=["0 9 * * 1-5"]),
@@ -241,6 +241,9 @@ class PreviewRequest(Input):
     timezone: ZoneName = "UTC"
     count: PreviewCount = 10
     after: Instant | None = Field(None, description="Start after this instant (default: now)")
+    schedule_id: Identifier | None = Field(
+        None, description="Whose id picks the values of H (without one, H picks as for id '')"
+    )
 
 
 class WorkflowCreate(Input):

@@ -102,6 +102,7 @@ def plan_values(
     timing: Timing, schedule_id: str, jitter_seconds: int, now: datetime
 ) -> dict[str, Any]:
     """The planning columns for a schedule whose timing starts to apply at ``now``."""
+    timing = timing.for_schedule(schedule_id)
     upcoming = next_due(timing, schedule_id, jitter_seconds, now)
     return {
         "next_run_at": upcoming[1] if upcoming else None,

@@ -113,7 +113,7 @@ def fire_times(timing: Timing, after: datetime, count: int) -> list[FireTime]:
         note = (
             None
             if timing.is_interval
-            else cron.dst_note(timing.cron_expression, timing.timezone, fire)
+            else cron.dst_note(timing.cron_expression, timing.timezone, fire, timing.hash_seed)
         )
         answer.append(
             FireTime(
