@@ -19,9 +19,12 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from keeperhub_scheduler.db.urls import url_problem
 from keeperhub_scheduler.errors import SchedulerError
 
 DEFAULT_SQLITE_URL = "sqlite:///keeperhub-scheduler.db"
+MIN_TOKEN_CHARACTERS = 16
+MAKE_A_TOKEN = 'python -c "import secrets; print(secrets.token_urlsafe(32))"'  # noqa: S105
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -103,6 +106,9 @@ class Settings(BaseSettings):
     scheduler_health_port: Annotated[int, Field(ge=0, le=65535)] = 8080
     scheduler_api_host: str = "127.0.0.1"
     scheduler_api_port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    scheduler_api_max_body_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = Field(
+        1024 * 1024, description="Largest request body the API reads; larger ones get a 413"
+    )
     scheduler_retention_days: PositiveInt = 30
     scheduler_retention_max_runs: PositiveInt = 1000
     scheduler_retention_every_seconds: NonNegativeFloat = 3600.0  # 0: only `prune` prunes
@@ -115,6 +121,24 @@ class Settings(BaseSettings):
         url = value.get_secret_value()
         if url and not url.startswith(("postgresql", "postgres://", "sqlite")):
             raise ValueError("must start with postgresql:// or sqlite:///")
+        if url:
+            problem = url_problem(url)
+            if problem:
+                raise ValueError(problem)
+        return value
+
+    @field_validator("scheduler_api_tokens")
+    @classmethod
+    def _strong_tokens(cls, value: SecretStr | None) -> SecretStr | None:
+        tokens = [t.strip() for t in (value.get_secret_value() if value else "").split(",")]
+        tokens = [t for t in tokens if t]
+        for number, token in enumerate(tokens, start=1):
+            if len(token) < MIN_TOKEN_CHARACTERS:
+                which = f"token {number} of {len(tokens)}" if len(tokens) > 1 else "the token"
+                raise ValueError(
+                    f"{which} is shorter than {MIN_TOKEN_CHARACTERS} characters;"
+                    f" make one with: {MAKE_A_TOKEN}"
+                )
         return value
 
     @field_validator("sqs_queue_url", "scheduler_dlq_url")
@@ -129,6 +153,19 @@ class Settings(BaseSettings):
         if self.scheduler_retry_max_seconds < self.scheduler_retry_base_seconds:
             raise ValueError(
                 "SCHEDULER_RETRY_MAX_SECONDS must be at least SCHEDULER_RETRY_BASE_SECONDS"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _redrive_after_attempts(self) -> Settings:
+        # Each attempt is a receive (a retry is a redelivery), so with fewer receives SQS's
+        # redrive would move a message to the DLQ, without a reason, while its run still has
+        # attempts left.
+        if self.scheduler_max_receive_count < self.scheduler_max_attempts:
+            raise ValueError(
+                f"SCHEDULER_MAX_RECEIVE_COUNT ({self.scheduler_max_receive_count}) must be at"
+                f" least SCHEDULER_MAX_ATTEMPTS ({self.scheduler_max_attempts}): SQS would"
+                " dead-letter a message before the executor has used its attempts"
             )
         return self
 
@@ -179,10 +216,12 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         first = error.errors()[0]
-        where = ".".join(str(part) for part in first["loc"]) or "configuration"
+        where = ".".join(str(part) for part in first["loc"]).upper()
         problems = len(error.errors())
         more = f" (and {problems - 1} more)" if problems > 1 else ""
-        raise ConfigError(f"{where.upper()}: {first['msg']}{more}") from None
+        if not where:  # a rule across settings: its message names them
+            raise ConfigError(first["msg"].removeprefix("Value error, ") + more) from None
+        raise ConfigError(f"{where}: {first['msg']}{more}") from None
 
 
 def require(value: str | None, variable: str, purpose: str) -> str:

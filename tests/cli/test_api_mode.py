@@ -95,7 +95,7 @@ async def test_the_api_command_serves_with_bearer_auth(database_url: str, tmp_pa
     port = free_port()
     env = processes.environment(
         database_url,
-        SCHEDULER_API_TOKENS=f"rotated-out,{TOKEN}",
+        SCHEDULER_API_TOKENS=f"rotated-out-0123456789,{TOKEN}",
         SCHEDULER_API_HOST="127.0.0.1",
         SCHEDULER_API_PORT=str(port),
     )

@@ -28,7 +28,7 @@ from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support.processes import environment, spawn
 from tests.support.standin import StandInProcess, free_port
 
-TOKEN = "e2e-api-token"
+TOKEN = "e2e-api-token-0123456789"
 EVERY_TWO_SECONDS = "*/2 * * * * *"
 
 

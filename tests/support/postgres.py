@@ -61,3 +61,17 @@ def throwaway_database(prefix: str, template: str | None = None) -> Iterator[str
         yield url
     finally:
         drop_database(name)
+
+
+def allow_connections(database_url: str, allowed: bool) -> None:
+    """Open or close one database to connections, and end the ones it has when closing it: an
+    outage of this database alone, for a test to start and end."""
+    name = make_url(database_url).database
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
+        if not allowed:
+            admin.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                " WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )

@@ -1,7 +1,11 @@
 """The management API: ``create_app(settings)`` builds it, ``keeperhub-scheduler api`` serves it.
 
-Everything under ``/v1`` needs a bearer token; ``/healthz`` (alive) and ``/readyz`` (the database
-answers) do not. OpenAPI at ``/openapi.json``, interactive docs at ``/docs``.
+Everything under ``/v1`` needs a bearer token; ``/healthz`` (alive), ``/readyz`` (the database
+answers), the OpenAPI document at ``/openapi.json`` and the interactive docs at ``/docs`` do not.
+Three ASGI middlewares stand in front of the routes, outermost first: ``errors.CatchAll`` (any
+unexpected error is a JSON 500 with a request id), ``guard.RequestGuard`` (the token, then the
+body-size limit, before a body is read) and ``methods.AllowedMethods`` (OPTIONS and 405s list
+every method of a path).
 """
 
 from __future__ import annotations
@@ -10,14 +14,16 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import APIRouter, Depends, FastAPI
+from fastapi import APIRouter, FastAPI, Security
 from fastapi.responses import JSONResponse
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.api import errors, runs, schedules, status, workflows
-from keeperhub_scheduler.api.auth import require_token
+from keeperhub_scheduler.api.auth import bearer
 from keeperhub_scheduler.api.deps import EngineDep
-from keeperhub_scheduler.api.errors import responses
+from keeperhub_scheduler.api.errors import CatchAll, responses
+from keeperhub_scheduler.api.guard import RequestGuard
+from keeperhub_scheduler.api.methods import AllowedMethods
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import create_engine, database_now
 
@@ -52,12 +58,21 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> FastAPI
     app.include_router(_health())
     v1 = APIRouter(
         prefix="/v1",
-        dependencies=[Depends(require_token(settings.api_tokens))],
-        responses=responses(401),
+        # The token is checked by RequestGuard, before the body is read; this declares it.
+        dependencies=[Security(bearer)],
+        responses=responses(401, 413),
     )
     for module in (schedules, runs, workflows, status):
         v1.include_router(module.router)
     app.include_router(v1)
+    # add_middleware puts each one outside those added before it.
+    app.add_middleware(AllowedMethods, router=app.router)
+    app.add_middleware(
+        RequestGuard,
+        tokens=settings.api_tokens,
+        max_body_bytes=settings.scheduler_api_max_body_bytes,
+    )
+    app.add_middleware(CatchAll)
     return app
 
 

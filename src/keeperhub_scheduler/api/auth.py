@@ -2,17 +2,15 @@
 
 Every token is compared (no early exit), so the time of an answer says nothing about which token
 came close. With no token configured nothing is accepted: an API without credentials is closed,
-not open.
+not open. ``api.guard`` applies this to every ``/v1`` request before its body is read; ``bearer``
+only declares the scheme in the OpenAPI document.
 """
 
 from __future__ import annotations
 
 import hmac
-from collections.abc import Awaitable, Callable
-from typing import Annotated
 
-from fastapi import Depends, HTTPException, status
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security import HTTPBearer
 
 REALM = 'Bearer realm="keeperhub-scheduler"'
 
@@ -22,31 +20,20 @@ bearer = HTTPBearer(
 )
 
 
-def token_matches(given: str, tokens: tuple[str, ...]) -> bool:
-    candidate = given.encode()
+def token_matches(given: bytes, tokens: tuple[bytes, ...]) -> bool:
     matched = False
     for token in tokens:
-        matched |= hmac.compare_digest(candidate, token.encode())
+        matched |= hmac.compare_digest(given, token)
     return matched
 
 
-def require_token(tokens: tuple[str, ...]) -> Callable[..., Awaitable[None]]:
-    """A dependency that answers 401 (with ``WWW-Authenticate``) unless a known token is sent."""
-
-    async def check(
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> None:
-        if credentials is None:
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "missing bearer token (Authorization: Bearer <token>)",
-                headers={"WWW-Authenticate": REALM},
-            )
-        if not token_matches(credentials.credentials, tokens):
-            raise HTTPException(
-                status.HTTP_401_UNAUTHORIZED,
-                "invalid bearer token",
-                headers={"WWW-Authenticate": f'{REALM}, error="invalid_token"'},
-            )
-
-    return check
+def refusal(authorization: bytes | None, tokens: tuple[bytes, ...]) -> tuple[str, str] | None:
+    """Why an ``Authorization`` header is refused, as (detail, WWW-Authenticate); None if it is
+    a bearer token of ``tokens``."""
+    scheme, _, credentials = (authorization or b"").partition(b" ")
+    credentials = credentials.strip()
+    if scheme.lower() != b"bearer" or not credentials:
+        return "missing bearer token (Authorization: Bearer <token>)", REALM
+    if not token_matches(credentials, tokens):
+        return "invalid bearer token", f'{REALM}, error="invalid_token"'
+    return None

@@ -4,11 +4,14 @@
   ``InvalidScheduleError`` alike, each naming the field and the reason.
 * 404, 409, 401 ``{"detail": "..."}``: unknown ids, conflicts with the current state, no token.
 * 503 when the database cannot be reached (no input causes it, so it is not a 500 either).
+* 500 ``{"detail": "...", "request_id": ...}`` for anything else: ``CatchAll`` answers it, and
+  logs the error (with its traceback, on one line) under the same request id.
 """
 
 from __future__ import annotations
 
 import logging
+import uuid
 from typing import Any
 
 from fastapi import FastAPI, Request, status
@@ -17,6 +20,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from sqlalchemy.exc import InterfaceError, OperationalError
 from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
 from keeperhub_scheduler.management.models import (
@@ -32,6 +36,7 @@ _DESCRIPTIONS = {
     401: "Missing or invalid bearer token",
     404: "No such schedule, run or workflow",
     409: "Conflicts with the current state",
+    413: "The request body is larger than SCHEDULER_API_MAX_BODY_BYTES",
     422: "Invalid input: each entry names the field and the reason",
 }
 
@@ -98,3 +103,37 @@ async def _conflict(_: Request, error: ConflictError) -> JSONResponse:
 async def _unavailable(_: Request, error: Exception) -> JSONResponse:
     log.error("database unavailable", extra={"error": type(error).__name__})
     return _detail(status.HTTP_503_SERVICE_UNAVAILABLE, "the database is not reachable; try again")
+
+
+class CatchAll:
+    """ASGI middleware: an error no handler answered becomes a JSON 500 with a request id, never
+    a bare text page or a dropped connection. The id is logged with the error, so an operator
+    finds the traceback from what the client was told."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await self.app(scope, receive, watched)
+        except Exception:
+            request_id = uuid.uuid4().hex
+            log.exception(
+                "unexpected error answering a request",
+                extra={"request_id": request_id, "method": scope["method"], "path": scope["path"]},
+            )
+            if started:  # half an answer is out: nothing to add, the server closes the connection
+                return
+            body = {"detail": f"internal error (request id {request_id})", "request_id": request_id}
+            answer = JSONResponse(body, 500, {"X-Request-ID": request_id})
+            await answer(scope, receive, send)

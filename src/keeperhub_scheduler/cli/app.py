@@ -1,7 +1,8 @@
 """``keeperhub-scheduler``: the one command every process and operator uses.
 
-Exit codes: 0 success; 1 the work failed (e.g. ``dispatcher --once`` could not relay everything);
-2 bad input or configuration (one line on stderr says which and why).
+Exit codes: 0 success; 1 the work failed (e.g. ``dispatcher --once`` could not relay everything,
+the database does not answer); 2 bad input or configuration. A failure is one line on stderr that
+says which and why, never a traceback.
 """
 
 from __future__ import annotations
@@ -10,14 +11,17 @@ import asyncio
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, NoReturn
 
 import typer
+from sqlalchemy.exc import DBAPIError
 
+from keeperhub_scheduler.cli.common import database_problem
 from keeperhub_scheduler.cli.manage import register as register_management
-from keeperhub_scheduler.cli.startup import settings_and_logging
+from keeperhub_scheduler.cli.startup import scrubbed, settings_and_logging
 from keeperhub_scheduler.config import DEFAULT_SQLITE_URL, ConfigError
 from keeperhub_scheduler.errors import InvalidScheduleError, SchedulerError
+from keeperhub_scheduler.telemetry.logs import describe
 
 app = typer.Typer(
     name="keeperhub-scheduler",
@@ -33,8 +37,8 @@ app.add_typer(queue_app, name="queue")
 @app.command()
 def migrate() -> None:
     """Create or upgrade the schema (safe to run again, and to run twice at once)."""
-    from keeperhub_scheduler.db.engine import redacted
     from keeperhub_scheduler.db.migrate import upgrade
+    from keeperhub_scheduler.db.urls import redacted
 
     settings = settings_and_logging()
     url = settings.database
@@ -129,12 +133,21 @@ register_management(app)  # schedules, workflows, status, api, prune: see cli.ma
 
 
 def main() -> None:
-    """Console entry point: errors we raise on purpose become one line and exit code 2."""
+    """Console entry point: every error is one line on stderr (secrets scrubbed) and an exit code:
+    2 for bad input or configuration, 1 for anything else (the database or a queue that does not
+    answer, or a bug: its type and message, with the traceback left to the logs)."""
     try:
         app()
     except (ConfigError, InvalidScheduleError) as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(2)
+        _exit(2, str(error))
     except SchedulerError as error:
-        typer.echo(f"error: {error}", err=True)
-        sys.exit(1)
+        _exit(1, str(error))
+    except DBAPIError as error:
+        _exit(1, database_problem(error))
+    except Exception as error:
+        _exit(1, describe(error))
+
+
+def _exit(code: int, message: str) -> NoReturn:
+    typer.echo(scrubbed(f"error: {message}"), err=True)
+    sys.exit(code)

@@ -27,6 +27,7 @@ from keeperhub_scheduler.cli.backend import (
     CliError,
     open_backend,
 )
+from keeperhub_scheduler.cli.startup import scrubbed
 from keeperhub_scheduler.config import ConfigError, Settings
 from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
@@ -96,11 +97,11 @@ def guarded(main: Callable[[], Awaitable[T]]) -> T:
     except ConflictError as error:
         fail(CONFLICT, str(error))
     except (OperationalError, ProgrammingError, DBAPIError) as error:
-        fail(FAILED, _database_problem(error))
+        fail(FAILED, database_problem(error))
 
 
 def fail(code: int, message: str) -> NoReturn:
-    typer.echo(f"error: {error_message(message)}", err=True)
+    typer.echo(scrubbed(f"error: {error_message(message)}"), err=True)
     raise typer.Exit(code)
 
 
@@ -108,9 +109,9 @@ def _problem(error: Any) -> str:
     return f"{field_name(tuple(error['loc']))}: {error_message(str(error['msg']))}"
 
 
-def _database_problem(error: DBAPIError) -> str:
+def database_problem(error: DBAPIError) -> str:
     text = str(error.orig).strip().splitlines()[0] if error.orig else type(error).__name__
-    if "does not exist" in text or "no such table" in text:
+    if (text.startswith("relation") and "does not exist" in text) or "no such table" in text:
         return f"the database has no scheduler tables ({text}); run: keeperhub-scheduler migrate"
     return f"database error: {text}"
 

@@ -25,11 +25,6 @@ def sqlalchemy_url(database_url: str, *, driver: str = "async") -> URL:
     return url.set(drivername="postgresql+psycopg")
 
 
-def redacted(database_url: str) -> str:
-    """The URL with its password hidden, for logs and error messages."""
-    return make_url(database_url).render_as_string(hide_password=True)
-
-
 def create_engine(
     database_url: str, *, pool_size: int = 10, pre_ping: bool = True, overflow: int | None = None
 ) -> AsyncEngine:

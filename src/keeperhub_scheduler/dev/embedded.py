@@ -23,9 +23,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.config import Settings
-from keeperhub_scheduler.db.engine import create_engine, redacted
+from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
+from keeperhub_scheduler.db.urls import redacted
 from keeperhub_scheduler.dev.standin import StandInState, standin_app
 from keeperhub_scheduler.dev.view import RunsView
 from keeperhub_scheduler.dispatcher import Dispatcher

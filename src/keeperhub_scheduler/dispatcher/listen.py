@@ -10,6 +10,8 @@ import logging
 import psycopg
 
 from keeperhub_scheduler.config import Settings
+from keeperhub_scheduler.db.urls import libpq_url
+from keeperhub_scheduler.telemetry.logs import RepeatedFailure
 
 CHANNEL = "keeperhub_scheduler_due"
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
@@ -17,10 +19,12 @@ log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
 class DueListener:
     def __init__(self, settings: Settings) -> None:
-        self.database_url = settings.database_url.get_secret_value().replace(
-            "postgresql+psycopg://", "postgresql://"
-        )
+        # Re-encoded: libpq's own URI parser cuts a password at a bare "@" differently.
+        self.database_url = libpq_url(settings.database_url.get_secret_value())
         self.woken = asyncio.Event()
+        self._failures = RepeatedFailure(
+            log, "LISTEN connection", level=logging.WARNING, traceback=False
+        )
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
@@ -39,7 +43,7 @@ class DueListener:
                 await self._listen()
             except (psycopg.Error, OSError) as error:
                 # Without notifications the dispatcher still ticks every second: degrade, retry.
-                log.warning("LISTEN connection lost; retrying", extra={"error": str(error)})
+                self._failures.failed(error, retry_in_seconds=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 30.0)
 
@@ -48,5 +52,6 @@ class DueListener:
             self.database_url, autocommit=True, application_name="keeperhub-scheduler-listen"
         ) as connection:
             await connection.execute(f"LISTEN {CHANNEL}")
+            self._failures.succeeded()
             async for _ in connection.notifies():
                 self.woken.set()

@@ -29,6 +29,7 @@ from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
 from keeperhub_scheduler.dispatcher.unpark import unpark
 from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.telemetry.health import Heartbeat
+from keeperhub_scheduler.telemetry.logs import RepeatedFailure
 from keeperhub_scheduler.transport.base import Transport
 
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
@@ -240,21 +241,23 @@ class Dispatcher:
         if listener:
             listener.start()
         retention = asyncio.create_task(self._prune_periodically(stop))
+        failures = RepeatedFailure(log, "dispatcher pass")  # a database outage: not a flood
         last_log = 0.0
         try:
             while not stop.is_set():
                 try:
                     result = await self.run_pass()
-                except Exception:
-                    log.exception("dispatcher pass failed; retrying in a second")
+                    sleep = await self._sleep_seconds(result)
+                except Exception as error:
+                    failures.failed(error, retry_in_seconds=1.0)
                     await _wait(stop, 1.0)
                     continue
+                failures.succeeded()
                 self.heartbeat.beat()
                 if result.busy or time.monotonic() - last_log >= IDLE_LOG_EVERY_SECONDS:
                     log.info("dispatcher pass", extra=result.log_fields())
                     last_log = time.monotonic()
-                wake = listener.woken if listener else None
-                await _wait(stop, await self._sleep_seconds(result), wake)
+                await _wait(stop, sleep, listener.woken if listener else None)
         finally:
             retention.cancel()
             await asyncio.wait([retention])  # let it finish cancelling, without raising its error

@@ -19,18 +19,25 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    StringConstraints,
 )
 
 from keeperhub_scheduler.timing import MAX_INTERVAL_SECONDS, MAX_JITTER_SECONDS
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # KeeperHub's nanoid-like ids, ours (hex, UUID)
+# A page's last item: microseconds since 1970 UTC, a dot, its id (see management.pages).
+CURSOR_PATTERN = r"^-?[0-9]{1,19}\.[A-Za-z0-9_-]{1,128}$"
 MAX_CATCHUP_WINDOW_SECONDS = 31 * 24 * 3600
 MAX_CATCHUP_RUNS = 10_000
 MAX_PAGE_SIZE = 500
 MAX_PREVIEW_COUNT = 100
 MAX_BACKFILL_RUNS = 1000
-EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-LATEST = datetime(9000, 1, 1, tzinfo=UTC)  # far enough for anyone, and far from datetime's end
+# Instants are dated 1970 to 8999 as written (the schema's pattern can say so exactly; in UTC an
+# offset may move them up to a day either way), far from datetime's ends and any database's.
+FIRST_YEAR, LAST_YEAR = 1970, 8999
+YEAR_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
+# Free text: no NUL (PostgreSQL text cannot hold it). Stated for the schema; checked below.
+NO_NUL_PATTERN = r"^[^\u0000]*$"
 
 MisfirePolicy = Literal["fire_once", "fire_all", "skip"]
 OverlapPolicy = Literal["allow", "skip"]
@@ -62,34 +69,95 @@ def _iso_only(value: Any) -> Any:
 
 
 def _in_range(value: datetime) -> datetime:
-    if not EARLIEST <= value < LATEST:
-        raise ValueError("must be between 1970-01-01 and 9000-01-01")
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:  # the year as written, before UTC
+        raise ValueError(f"must be dated between {FIRST_YEAR}-01-01 and {LAST_YEAR}-12-31")
     return value.astimezone(UTC)
 
 
-PlainText = Annotated[str, AfterValidator(_plain_text)]
+def _whole_number(value: Any) -> Any:
+    # JSON Schema counts 30.0 as an integer, so must we; "30" and true stay errors (strict).
+    return int(value) if isinstance(value, float) and value.is_integer() else value
+
+
+def _cursor(value: str) -> str:
+    if not re.fullmatch(CURSOR_PATTERN, value):
+        raise ValueError("cursor is not one this API handed out")
+    return value
+
+
+_PLAIN = AfterValidator(_plain_text)  # after the length, so its errors say "characters"
+_NO_NUL = Field(json_schema_extra={"pattern": NO_NUL_PATTERN})
+
+
 Identifier = Annotated[str, Field(pattern=ID_PATTERN, examples=["wf_nightly_report"])]
 Instant = Annotated[
     AwareDatetime,
     BeforeValidator(_iso_only),
     AfterValidator(_in_range),
-    Field(description="ISO 8601 with a UTC offset, e.g. 2026-03-29T09:00:00+02:00"),
+    Field(
+        description="ISO 8601 with a UTC offset, e.g. 2026-03-29T09:00:00+02:00, dated"
+        f" {FIRST_YEAR}-01-01 to {LAST_YEAR}-12-31",
+        json_schema_extra={"pattern": YEAR_PATTERN},
+    ),
 ]
-Note = Annotated[PlainText, Field(max_length=1000)]
+Note = Annotated[str, StringConstraints(max_length=1000), _PLAIN, _NO_NUL]
 CronText = Annotated[
-    PlainText,
-    Field(max_length=1024, description="5 or 6 fields, or a macro", examples=["0 9 * * 1-5"]),
+    str,
+    StringConstraints(max_length=1024),
+    _PLAIN,
+    _NO_NUL,
+    Field(description="5 or 6 fields, or a macro", examples=["0 9 * * 1-5"]),
 ]
 ZoneName = Annotated[
-    PlainText, Field(max_length=64, description="IANA time zone", examples=["Europe/Berlin"])
+    str,
+    StringConstraints(max_length=64),
+    _PLAIN,
+    _NO_NUL,
+    Field(description="IANA time zone", examples=["Europe/Berlin"]),
+]
+WorkflowName = Annotated[str, StringConstraints(min_length=1, max_length=200), _PLAIN, _NO_NUL]
+Cursor = Annotated[
+    str,
+    AfterValidator(_cursor),
+    Field(
+        description="The next_cursor of the page before: the last item's instant in"
+        " microseconds since 1970-01-01 UTC, a dot, and its id",
+        json_schema_extra={"pattern": CURSOR_PATTERN},
+        examples=["1767225600000000.wf_nightly_report"],
+    ),
 ]
 # Body numbers and flags are strict: ``"enabled": 0`` or ``"jitter_seconds": "30"`` is a mistake
 # to report, not to guess at. (Query parameters are text, and are converted as usual.)
 Flag = Annotated[bool, Field(strict=True)]
-IntervalSeconds = Annotated[int, Field(strict=True, ge=1, le=MAX_INTERVAL_SECONDS)]
-CatchupWindow = Annotated[int, Field(strict=True, ge=0, le=MAX_CATCHUP_WINDOW_SECONDS)]
-CatchupRuns = Annotated[int, Field(strict=True, ge=1, le=MAX_CATCHUP_RUNS)]
-JitterSeconds = Annotated[int, Field(strict=True, ge=0, le=MAX_JITTER_SECONDS)]
+_WHOLE = BeforeValidator(_whole_number)
+IntervalSeconds = Annotated[int, Field(strict=True, ge=1, le=MAX_INTERVAL_SECONDS), _WHOLE]
+CatchupWindow = Annotated[int, Field(strict=True, ge=0, le=MAX_CATCHUP_WINDOW_SECONDS), _WHOLE]
+CatchupRuns = Annotated[int, Field(strict=True, ge=1, le=MAX_CATCHUP_RUNS), _WHOLE]
+JitterSeconds = Annotated[int, Field(strict=True, ge=0, le=MAX_JITTER_SECONDS), _WHOLE]
+PreviewCount = Annotated[int, Field(strict=True, ge=1, le=MAX_PREVIEW_COUNT), _WHOLE]
+
+# A timing is a cron expression or an interval, never both; anchor_at belongs to an interval.
+CRON_OR_INTERVAL: dict[str, Any] = {
+    "oneOf": [
+        {
+            "title": "cron",
+            "required": ["cron_expression"],
+            "properties": {
+                "cron_expression": {"type": "string"},
+                "interval_seconds": {"type": "null"},
+                "anchor_at": {"type": "null"},
+            },
+        },
+        {
+            "title": "interval",
+            "required": ["interval_seconds"],
+            "properties": {
+                "interval_seconds": {"type": "integer"},
+                "cron_expression": {"type": "null"},
+            },
+        },
+    ]
+}
 
 
 class Input(BaseModel):
@@ -100,6 +168,8 @@ class Input(BaseModel):
 
 # --- requests ---------------------------------------------------------------------------------
 class ScheduleCreate(Input):
+    model_config = ConfigDict(json_schema_extra=CRON_OR_INTERVAL)
+
     workflow_id: Identifier
     cron_expression: CronText | None = Field(None, description="Give this or interval_seconds")
     interval_seconds: IntervalSeconds | None = Field(None, description="Every N seconds")
@@ -118,6 +188,18 @@ class ScheduleCreate(Input):
 class ScheduleUpdate(Input):
     """Only the fields given change. A new cron_expression makes an interval schedule a cron one
     and vice versa; ``null`` clears anchor_at, start_at and end_at, and leaves the rest as is."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "not": {
+                "required": ["cron_expression", "interval_seconds"],
+                "properties": {
+                    "cron_expression": {"type": "string"},
+                    "interval_seconds": {"type": "integer"},
+                },
+            }
+        }
+    )
 
     cron_expression: CronText | None = None
     interval_seconds: IntervalSeconds | None = None
@@ -151,11 +233,13 @@ class BackfillRequest(Input):
 
 
 class PreviewRequest(Input):
+    model_config = ConfigDict(json_schema_extra=CRON_OR_INTERVAL)
+
     cron_expression: CronText | None = None
     interval_seconds: IntervalSeconds | None = None
     anchor_at: Instant | None = None
     timezone: ZoneName = "UTC"
-    count: Annotated[int, Field(strict=True, ge=1, le=MAX_PREVIEW_COUNT)] = 10
+    count: PreviewCount = 10
     after: Instant | None = Field(None, description="Start after this instant (default: now)")
     schedule_id: Identifier | None = Field(
         None, description="Whose id picks the values of H (without one, H picks as for id '')"
@@ -164,12 +248,12 @@ class PreviewRequest(Input):
 
 class WorkflowCreate(Input):
     id: Identifier
-    name: Annotated[PlainText, Field(min_length=1, max_length=200)]
+    name: WorkflowName
     enabled: Flag = True
 
 
 class WorkflowUpdate(Input):
-    name: Annotated[PlainText, Field(min_length=1, max_length=200)] | None = None
+    name: WorkflowName | None = None
     enabled: Flag | None = None
 
 
@@ -182,7 +266,7 @@ class ScheduleQuery(Input):
     enabled: bool | None = None
     paused: bool | None = None
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 50
-    cursor: Annotated[PlainText, Field(max_length=512)] | None = None
+    cursor: Cursor | None = None
 
 
 class RunQuery(Input):
@@ -192,7 +276,7 @@ class RunQuery(Input):
     since: Instant | None = Field(None, description="scheduled_for at or after")
     until: Instant | None = Field(None, description="scheduled_for before")
     limit: Annotated[int, Field(ge=1, le=MAX_PAGE_SIZE)] = 50
-    cursor: Annotated[PlainText, Field(max_length=512)] | None = None
+    cursor: Cursor | None = None
 
 
 # --- answers ----------------------------------------------------------------------------------

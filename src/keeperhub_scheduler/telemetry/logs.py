@@ -1,23 +1,63 @@
-"""Structured logs: one JSON object per line, with secrets scrubbed before anything is written."""
+"""Structured logs: one JSON object per line, with secrets scrubbed before anything is written; and
+``RepeatedFailure``, which logs a failure that repeats at every turn once, not at every turn."""
 
 from __future__ import annotations
 
 import json
 import logging
+import re
 import sys
+import time
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
 _REDACTED = "**********"
+# A secret this long is masked wherever it appears. A shorter one is masked where it stands on
+# its own (not inside a longer word or number): masking every "a" of a log for a one-letter
+# password would make the log unreadable, and an "a" inside "scheduler" says nothing of it.
+WHOLE_WORD_BELOW = 8
+TRACEBACK_HEAD, TRACEBACK_TAIL = 2_000, 6_000
+
+
+class Scrubber:
+    """Masks every secret in a text: as given, and as it reads inside a JSON string (a quote,
+    a backslash or a non-ASCII letter is escaped there, and would slip past the plain form)."""
+
+    def __init__(self, secrets: Iterable[str]) -> None:
+        forms = {form for secret in secrets if secret for form in (secret, _json_form(secret))}
+        patterns = [
+            re.escape(form)
+            if len(form) >= WHOLE_WORD_BELOW
+            else rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])"
+            for form in sorted(forms, key=len, reverse=True)  # a secret holding another: whole
+        ]
+        self._pattern = re.compile("|".join(patterns)) if patterns else None
+
+    def __call__(self, text: str) -> str:
+        return self._pattern.sub(_REDACTED, text) if self._pattern else text
+
+
+def _json_form(secret: str) -> str:
+    return json.dumps(secret)[1:-1]
+
+
+def _shortened(traceback: str) -> str:
+    """A traceback that keeps the line under the 16 KiB at which Docker and Kubernetes split a
+    log line in two (a database error through SQLAlchemy and a task group passes 26 KB): its
+    start, where it began, and its end, the error itself."""
+    if len(traceback) <= TRACEBACK_HEAD + TRACEBACK_TAIL:
+        return traceback
+    cut = len(traceback) - TRACEBACK_HEAD - TRACEBACK_TAIL
+    return f"{traceback[:TRACEBACK_HEAD]}\n... {cut} characters ...\n{traceback[-TRACEBACK_TAIL:]}"
 
 
 class JsonFormatter(logging.Formatter):
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is scrubbed whole.
-        self.secrets = tuple(sorted((s for s in secrets if len(s) >= 4), key=len, reverse=True))
+        self.scrub = Scrubber(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
@@ -30,13 +70,8 @@ class JsonFormatter(logging.Formatter):
             if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
+            entry["exception"] = _shortened(self.formatException(record.exc_info))
         return self.scrub(json.dumps(entry, default=str))
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, _REDACTED)
-        return text
 
 
 class TextFormatter(JsonFormatter):
@@ -73,3 +108,79 @@ def configure(level: str = "INFO", fmt: str = "json", secrets: tuple[str, ...] =
     )
     for noisy in noisy_loggers:
         logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def describe(error: BaseException) -> str:
+    """An error as one short line: its type and the first line of its message."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {text[:300]}" if text else type(error).__name__
+
+
+class RepeatedFailure:
+    """The log of something retried until it works (a loop's pass, a connection).
+
+    A failure is logged in full when it first happens (with its traceback, inside the one JSON
+    line, when ``traceback``); the same failure again is only counted, and reminded of at most
+    once per ``every`` seconds with the count; a different failure is logged in full at once;
+    the first success after failures says how many there were. A database that stays down
+    costs a line a minute, not a traceback a second.
+    """
+
+    def __init__(
+        self,
+        log: logging.Logger,
+        name: str,
+        *,
+        every: float = 60.0,
+        level: int = logging.ERROR,
+        traceback: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.log = log
+        self.name = name
+        self.every = every
+        self.level = level
+        self.traceback = traceback
+        self.clock = clock
+        self._current: str | None = None
+        self._failures = 0  # since the last success
+        self._since = 0.0  # the first of them
+        self._unreported = 0  # repeats since the last line
+        self._last_line = 0.0
+
+    def failed(self, error: BaseException, **fields: object) -> None:
+        what, now = describe(error), self.clock()
+        if not self._failures:
+            self._since = now
+        self._failures += 1
+        if what != self._current:
+            self._current, self._unreported, self._last_line = what, 0, now
+            exc_info = error if self.traceback else None
+            extra = {"error": what} | fields
+            self.log.log(self.level, f"{self.name} failed", exc_info=exc_info, extra=extra)
+            return
+        self._unreported += 1
+        if now - self._last_line >= self.every:
+            self.log.log(
+                self.level,
+                f"{self.name} still failing",
+                extra={
+                    "error": what,
+                    "repeats": self._unreported,
+                    "failures": self._failures,
+                    "failing_for_seconds": round(now - self._since, 1),
+                }
+                | fields,
+            )
+            self._unreported, self._last_line = 0, now
+
+    def succeeded(self) -> None:
+        if self._failures:
+            self.log.info(
+                f"{self.name} recovered",
+                extra={
+                    "failures": self._failures,
+                    "failing_for_seconds": round(self.clock() - self._since, 1),
+                },
+            )
+        self._current, self._failures, self._unreported = None, 0, 0
