@@ -45,7 +45,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Database, clean_up_on_sigterm
 from keeperhub_scheduler.executor.worker import Executor
-from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.runs import new_run_id
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
 from keeperhub_scheduler.transport.messages import RunMessage, encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport

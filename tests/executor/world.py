@@ -15,15 +15,11 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.config import load_settings
-from keeperhub_scheduler.db.tables import (
-    FINISHED_STATUSES,
-    schedule_runs,
-    workflow_schedules,
-    workflows,
-)
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.executor.worker import Executor
-from keeperhub_scheduler.ids import new_run_id, new_schedule_id
+from keeperhub_scheduler.management.service import new_schedule_id
 from keeperhub_scheduler.processes import build_executor, opened
+from keeperhub_scheduler.runs import FINISHED, new_run_id
 from keeperhub_scheduler.transport.base import OutgoingMessage, Transport
 from keeperhub_scheduler.transport.messages import RunMessage, encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
@@ -161,7 +157,7 @@ async def set_run(engine: AsyncEngine, run_id: str, **values: Any) -> None:
 async def wait_for_runs(
     engine: AsyncEngine,
     run_ids: Iterable[str],
-    statuses: Iterable[str] = FINISHED_STATUSES,
+    statuses: Iterable[str] = FINISHED,
     timeout: float = 60.0,
 ) -> dict[str, dict[str, Any]]:
     """Poll until every run has one of ``statuses``; fail with their states if it takes longer."""

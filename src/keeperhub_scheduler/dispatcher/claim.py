@@ -25,7 +25,7 @@ from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, Skip,
 from keeperhub_scheduler.dispatcher.relay import PendingRun
 from keeperhub_scheduler.dispatcher.writes import advance_schedules, insert_runs
 from keeperhub_scheduler.errors import InvalidScheduleError
-from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.runs import new_run_id
 from keeperhub_scheduler.timing import Timing, cached_timing
 
 log = logging.getLogger(__name__)

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import FINISHED_STATUSES, schedule_runs
+from keeperhub_scheduler.db.tables import schedule_runs
+from keeperhub_scheduler.runs import FINISHED
 
 log = logging.getLogger("keeperhub_scheduler.retention")
 
@@ -38,12 +39,12 @@ async def prune_runs(engine: AsyncEngine, settings: Settings, *, batch: int = BA
 async def _prune_by_age(engine: AsyncEngine, age: timedelta, batch: int) -> int:
     async with engine.connect() as connection:
         cutoff = await database_now(connection) - age
-    finished = R.c.status.in_(FINISHED_STATUSES)
+    finished = R.c.status.in_(FINISHED)
     return await _delete_batches(engine, [finished, R.c.finished_at < cutoff], batch)
 
 
 async def _prune_by_count(engine: AsyncEngine, keep: int, batch: int) -> int:
-    finished = R.c.status.in_(FINISHED_STATUSES)
+    finished = R.c.status.in_(FINISHED)
     async with engine.connect() as connection:
         crowded = await connection.execute(
             select(R.c.schedule_id)
@@ -70,7 +71,7 @@ async def _oldest_kept(engine: AsyncEngine, schedule_id: str, keep: int) -> date
     async with engine.connect() as connection:
         found = await connection.execute(
             select(R.c.scheduled_for)
-            .where(R.c.schedule_id == schedule_id, R.c.status.in_(FINISHED_STATUSES))
+            .where(R.c.schedule_id == schedule_id, R.c.status.in_(FINISHED))
             .order_by(R.c.scheduled_for.desc())
             .offset(keep - 1)
             .limit(1)
@@ -98,7 +99,7 @@ async def _delete_batches(engine: AsyncEngine, conditions: list[Any], batch: int
             if not ids:
                 return deleted
             result = await connection.execute(
-                delete(R).where(R.c.id.in_(ids), R.c.status.in_(FINISHED_STATUSES))
+                delete(R).where(R.c.id.in_(ids), R.c.status.in_(FINISHED))
             )
             deleted += int(result.rowcount)
         if len(ids) < batch:

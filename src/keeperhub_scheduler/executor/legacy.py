@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs as R
 from keeperhub_scheduler.db.tables import workflow_schedules as S
-from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.runs import new_run_id
 from keeperhub_scheduler.transport.messages import RunMessage
 
 

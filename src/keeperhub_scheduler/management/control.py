@@ -19,7 +19,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError
-from keeperhub_scheduler.ids import new_run_id
 from keeperhub_scheduler.management.models import (
     MAX_BACKFILL_RUNS,
     BackfillRequest,
@@ -32,6 +31,7 @@ from keeperhub_scheduler.management.models import (
 from keeperhub_scheduler.management.schedules import get_schedule
 from keeperhub_scheduler.management.sql import insert_for, schedule_row
 from keeperhub_scheduler.management.views import is_paused, run_view
+from keeperhub_scheduler.runs import new_run_id
 from keeperhub_scheduler.timing import ONE_MICROSECOND, timing_of_row
 
 S = workflow_schedules

@@ -18,7 +18,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
-from keeperhub_scheduler.ids import new_schedule_id
 from keeperhub_scheduler.management.models import (
     ScheduleCreate,
     ScheduleDetail,
@@ -27,7 +26,7 @@ from keeperhub_scheduler.management.models import (
     ScheduleUpdate,
 )
 from keeperhub_scheduler.management.pages import decode_cursor, encode_cursor
-from keeperhub_scheduler.management.service import plan_values
+from keeperhub_scheduler.management.service import new_schedule_id, plan_values
 from keeperhub_scheduler.management.sql import insert_for, recent_runs, schedule_row
 from keeperhub_scheduler.management.views import (
     build_timing,

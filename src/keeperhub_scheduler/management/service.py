@@ -8,6 +8,7 @@ schedule fires (cron, zone, enabled) re-plans it in the same statement: ``next_r
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -21,10 +22,15 @@ from keeperhub_scheduler import cron
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import InvalidScheduleError, NotFoundError
-from keeperhub_scheduler.ids import new_schedule_id
 from keeperhub_scheduler.timing import Timing, next_due, timing_of_row
 
 S = workflow_schedules
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_schedule_id() -> str:
+    """21 lowercase letters and digits, the shape of KeeperHub's own generated ids."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
 
 
 @dataclass(frozen=True)
