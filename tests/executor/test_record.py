@@ -10,9 +10,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.executor.claim import ClaimedRun, Claims
+from keeperhub_scheduler.executor.claim import Claims
 from keeperhub_scheduler.executor.record import Records, extend_lease
-from keeperhub_scheduler.transport.messages import RunMessage
+from keeperhub_scheduler.runs import ClaimedRun, RunRef
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row
 
 LEASE = timedelta(seconds=30)
@@ -22,8 +22,13 @@ async def claimed(
     engine: AsyncEngine, schedule: Schedule, run_id: str, lease: timedelta = LEASE
 ) -> ClaimedRun:
     row = await run_row(engine, run_id)
-    message = RunMessage(schedule.workflow_id, schedule.id, row["scheduled_for"], run_id)
-    claimed_run = await Claims(engine, lease).claim(message, run_id)
+    message = RunRef(
+        run_id=run_id,
+        workflow_id=schedule.workflow_id,
+        schedule_id=schedule.id,
+        scheduled_for=row["scheduled_for"],
+    )
+    claimed_run = await Claims(engine, lease).claim(message)
     assert isinstance(claimed_run, ClaimedRun), claimed_run
     return claimed_run
 

@@ -22,10 +22,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, Skip, decide
-from keeperhub_scheduler.dispatcher.relay import PendingRun
 from keeperhub_scheduler.dispatcher.writes import advance_schedules, insert_runs
 from keeperhub_scheduler.errors import InvalidScheduleError
-from keeperhub_scheduler.runs import new_run_id
+from keeperhub_scheduler.runs import RunRef, new_run_id
 from keeperhub_scheduler.timing import Timing, cached_timing
 
 log = logging.getLogger(__name__)
@@ -40,7 +39,7 @@ class ClaimResult:
     fired: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     invalid: int = 0
-    runs: list[PendingRun] = field(default_factory=list)  # inserted under our lease, to send
+    runs: list[RunRef] = field(default_factory=list)  # inserted under our lease, to send
 
     def add(self, other: ClaimResult) -> None:
         self.schedules += other.schedules
@@ -96,7 +95,12 @@ async def claim_batch(
     await advance_schedules(connection, schedule_values)
     if lease_until is not None:
         result.runs = [
-            PendingRun(run["id"], run["schedule_id"], run["workflow_id"], run["scheduled_for"])
+            RunRef(
+                run_id=run["id"],
+                workflow_id=run["workflow_id"],
+                schedule_id=run["schedule_id"],
+                scheduled_for=run["scheduled_for"],
+            )
             for run in run_values
             if run["status"] == "pending" and run["id"] in inserted
         ]

@@ -13,7 +13,6 @@ gives the lease back at once (``release``), so the runs go out as soon as the qu
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -22,30 +21,12 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs
-from keeperhub_scheduler.transport.base import OutgoingMessage
-from keeperhub_scheduler.transport.messages import RunMessage, encode
+from keeperhub_scheduler.runs import RunRef
 
 R = schedule_runs
 
 
-@dataclass(frozen=True)
-class PendingRun:
-    """A run to send: what its message says."""
-
-    id: str
-    schedule_id: str
-    workflow_id: str
-    scheduled_for: datetime
-
-
-def message_of(run: PendingRun, signing_key: bytes | None) -> OutgoingMessage:
-    body, attributes = encode(
-        RunMessage(run.workflow_id, run.schedule_id, run.scheduled_for, run.id), signing_key
-    )
-    return OutgoingMessage(run.id, body, attributes)
-
-
-async def lease_leftovers(engine: AsyncEngine, limit: int, lease: timedelta) -> list[PendingRun]:
+async def lease_leftovers(engine: AsyncEngine, limit: int, lease: timedelta) -> list[RunRef]:
     """Lease up to ``limit`` pending, due runs that nobody holds a live lease on."""
     async with engine.begin() as connection:
         now = await database_now(connection)
@@ -67,7 +48,15 @@ async def lease_leftovers(engine: AsyncEngine, limit: int, lease: timedelta) -> 
             .returning(R.c.id, R.c.schedule_id, R.c.workflow_id, R.c.scheduled_for)
         )
         rows = (await connection.execute(statement)).all()
-    return [PendingRun(row.id, row.schedule_id, row.workflow_id, row.scheduled_for) for row in rows]
+    return [
+        RunRef(
+            run_id=row.id,
+            workflow_id=row.workflow_id,
+            schedule_id=row.schedule_id,
+            scheduled_for=row.scheduled_for,
+        )
+        for row in rows
+    ]
 
 
 # PostgreSQL: the ids travel as one binary array (%b), not one bind parameter each.

@@ -25,8 +25,10 @@ from types import TracebackType
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.dispatcher.relay import PendingRun, mark_enqueued, message_of, release
+from keeperhub_scheduler.dispatcher.relay import mark_enqueued, release
+from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.base import Transport
+from keeperhub_scheduler.transport.messages import outgoing
 from keeperhub_scheduler.transport.sqs import BATCH_LIMIT
 
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
@@ -60,7 +62,7 @@ class RelayStream:
         self.buffer = max(buffer, BATCH_LIMIT * concurrency)
         self.result = RelayResult()
         self.failed = False
-        self._runs: asyncio.Queue[PendingRun | None] = asyncio.Queue()
+        self._runs: asyncio.Queue[RunRef | None] = asyncio.Queue()
         self._room = asyncio.Condition()
         self._to_mark: list[str] = []
         self._marked = asyncio.Event()
@@ -77,7 +79,7 @@ class RelayStream:
                 lambda: self.failed or self._runs.qsize() + count <= self.buffer
             )
 
-    async def put(self, runs: Sequence[PendingRun]) -> None:
+    async def put(self, runs: Sequence[RunRef]) -> None:
         """Send these leased runs (or give their leases back if the stream has failed).
 
         What does not fit in the buffer (a catch-up that fired many occurrences per schedule)
@@ -91,7 +93,7 @@ class RelayStream:
         for run in runs[:room]:
             self._runs.put_nowait(run)
         if len(runs) > room:
-            await release(self.engine, [run.id for run in runs[room:]])
+            await release(self.engine, [run.run_id for run in runs[room:]])
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> RelayStream:
@@ -125,9 +127,9 @@ class RelayStream:
             if done:
                 return
 
-    async def _take(self) -> tuple[list[PendingRun], bool]:
+    async def _take(self) -> tuple[list[RunRef], bool]:
         """Up to ten runs: the first waited for, the rest only if already buffered."""
-        batch: list[PendingRun] = []
+        batch: list[RunRef] = []
         first = await self._runs.get()
         if first is None:
             return batch, True
@@ -141,7 +143,7 @@ class RelayStream:
             self._room.notify_all()
         return batch, False
 
-    async def _send(self, batch: list[PendingRun]) -> None:
+    async def _send(self, batch: list[RunRef]) -> None:
         if self._probing is not None:
             async with self._probing:  # one batch at a time until one goes through
                 if self._probing is not None and not self.failed:
@@ -154,11 +156,11 @@ class RelayStream:
             return
         await self._deliver(batch)
 
-    async def _deliver(self, batch: list[PendingRun]) -> None:
-        messages = [message_of(run, self.signing_key) for run in batch]
+    async def _deliver(self, batch: list[RunRef]) -> None:
+        messages = [outgoing(run, self.signing_key) for run in batch]
         accepted = await self.transport.send(messages)
-        refused = [run for run in batch if run.id not in accepted]
-        self._to_mark += [run.id for run in batch if run.id in accepted]
+        refused = [run for run in batch if run.run_id not in accepted]
+        self._to_mark += [run.run_id for run in batch if run.run_id in accepted]
         if len(self._to_mark) >= MARK_GROUP:
             self._marked.set()
         if refused:
@@ -170,10 +172,10 @@ class RelayStream:
             self.failed = True
             log.warning("the queue refused a batch; this pass stops sending")
 
-    async def _give_back(self, runs: Sequence[PendingRun]) -> None:
+    async def _give_back(self, runs: Sequence[RunRef]) -> None:
         self.result.failed += len(runs)
         try:
-            await release(self.engine, [run.id for run in runs])
+            await release(self.engine, [run.run_id for run in runs])
         except Exception:
             # The leases then lapse by themselves; the runs are sent a little later.
             log.exception("could not give leases back")

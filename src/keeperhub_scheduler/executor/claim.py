@@ -32,7 +32,7 @@ from keeperhub_scheduler.coalesce import Coalescer
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.executor.database import once_more_if_disconnected
-from keeperhub_scheduler.transport.messages import RunMessage
+from keeperhub_scheduler.runs import ClaimedRun, RunRef
 
 log = logging.getLogger("keeperhub_scheduler.executor")
 
@@ -62,16 +62,6 @@ RUN_COLUMNS = (
 
 
 @dataclass(frozen=True)
-class ClaimedRun:
-    id: str
-    schedule_id: str
-    workflow_id: str
-    kind: str
-    scheduled_for: datetime
-    attempt: int  # this attempt's number, 1 for the first
-
-
-@dataclass(frozen=True)
 class Refusal:
     """Why a delivery's run could not be claimed (``status`` None: no such run; "mismatch":
     the message names another workflow or schedule than the run)."""
@@ -98,14 +88,14 @@ class Claims:
         if engine.dialect.name == "postgresql":
             self._batches = Coalescer(self._claim_batch, limit=BATCH_LIMIT)
 
-    async def claim(self, message: RunMessage, run_id: str) -> ClaimedRun | Skipped | Refusal:
+    async def claim(self, run: RunRef) -> ClaimedRun | Skipped | Refusal:
         """Take the run for one attempt, or say why not; a skip is recorded before this returns.
 
         The message must name the run's own workflow and schedule: one that does not is refused
         and the run is left untouched, so a stray or unsigned message can neither run nor spoil it.
         """
         if self._batches is not None:
-            names = (run_id, message.workflow_id, message.schedule_id)
+            names = (run.run_id, run.workflow_id, run.schedule_id)
             try:
                 row = await self._batches.submit(names)
             except DBAPIError as error:
@@ -116,7 +106,7 @@ class Claims:
             if row is not None:
                 return await self._checked(row)
         return await once_more_if_disconnected(
-            lambda: _claim_in_transaction(self.engine, message, run_id, self.lease)
+            lambda: _claim_in_transaction(self.engine, run, self.lease)
         )
 
     async def _claim_batch(self, batch: list[tuple[str, str, str]]) -> list[Any]:
@@ -150,29 +140,34 @@ class Claims:
 
 
 async def _claim_in_transaction(
-    engine: AsyncEngine, message: RunMessage, run_id: str, lease: timedelta
+    engine: AsyncEngine, run: RunRef, lease: timedelta
 ) -> ClaimedRun | Skipped | Refusal:
     async with engine.begin() as connection:
         now = await database_now(connection)
-        row = await _claim_row(connection, message, run_id, now, lease)
+        row = await _claim_row(connection, run, now, lease)
         if row is None:
-            return await _refusal(connection, message, run_id, now)
-        run = _claimed(row)
+            return await _refusal(connection, run, now)
+        claimed = _claimed(row)
         reason = _switched_off(row, now) or await _overlap(connection, row, now)
         if reason is None:
-            return run
-        await connection.execute(_skip_statement(run, reason, now))
-        return Skipped(run, reason)
+            return claimed
+        await connection.execute(_skip_statement(claimed, reason, now))
+        return Skipped(claimed, reason)
 
 
 def _claimed(row: Any) -> ClaimedRun:
     return ClaimedRun(
-        row.id, row.schedule_id, row.workflow_id, row.kind, row.scheduled_for, row.attempts
+        run_id=row.id,
+        workflow_id=row.workflow_id,
+        schedule_id=row.schedule_id,
+        scheduled_for=row.scheduled_for,
+        kind=row.kind,
+        attempt=row.attempts,
     )
 
 
 async def _claim_row(
-    connection: AsyncConnection, message: RunMessage, run_id: str, now: datetime, lease: timedelta
+    connection: AsyncConnection, run: RunRef, now: datetime, lease: timedelta
 ) -> Any:
     """The claimed run joined with its schedule's and workflow's flags, or None.
 
@@ -180,7 +175,7 @@ async def _claim_row(
     name the updated table, so there the flags come from a second statement in the same
     transaction (the row is already ours by then).
     """
-    names = (run_id, message.workflow_id, message.schedule_id)
+    names = (run.run_id, run.workflow_id, run.schedule_id)
     if connection.dialect.name == "postgresql":
         statement = _claim_statement(*names, lease, now, overlap_checked=True)
         return (await connection.execute(statement)).first()
@@ -260,21 +255,19 @@ BATCH_CLAIM = _batch_claim_statement()
 def _skip_statement(run: ClaimedRun, reason: str, now: Any) -> Any:
     return (
         update(R)
-        .where(R.c.id == run.id, R.c.status == "running", R.c.attempts == run.attempt)
+        .where(R.c.id == run.run_id, R.c.status == "running", R.c.attempts == run.attempt)
         .values(status="skipped", skip_reason=reason, finished_at=now, lease_until=None)
     )
 
 
-async def _refusal(
-    connection: AsyncConnection, message: RunMessage, run_id: str, now: datetime
-) -> Refusal:
+async def _refusal(connection: AsyncConnection, run: RunRef, now: datetime) -> Refusal:
     statement = select(
         R.c.status, R.c.next_attempt_at, R.c.lease_until, R.c.workflow_id, R.c.schedule_id
-    ).where(R.c.id == run_id)
+    ).where(R.c.id == run.run_id)
     row = (await connection.execute(statement)).first()
     if row is None:
         return Refusal(None)
-    if (row.workflow_id, row.schedule_id) != (message.workflow_id, message.schedule_id):
+    if (row.workflow_id, row.schedule_id) != (run.workflow_id, run.schedule_id):
         return Refusal("mismatch")
     # Not yet: a retry not due, or a run another executor holds under a live lease (this copy
     # comes back when the lease ends, and takes the run over if that executor died).

@@ -19,11 +19,12 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.executor.claim import ClaimedRun, Claims, Refusal, Skipped
+from keeperhub_scheduler.executor.claim import Claims, Refusal, Skipped
 from keeperhub_scheduler.executor.database import patiently
 from keeperhub_scheduler.executor.legacy import run_for_legacy_message
 from keeperhub_scheduler.executor.record import Records, extend_lease
-from keeperhub_scheduler.keeperhub.client import CallResult, ExecuteRequest, KeeperHubClient
+from keeperhub_scheduler.keeperhub.client import RETRY, CallResult, KeeperHubClient
+from keeperhub_scheduler.runs import ClaimedRun, RunRef, RunStatus
 from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
 from keeperhub_scheduler.transport.messages import InvalidMessageError, decode
@@ -126,8 +127,12 @@ class DeliveryHandler:
         except InvalidMessageError as error:
             await self._dead_letter(delivery, f"invalid message: {error.reason}", "invalid")
             return
-        run_id = message.run_id or await run_for_legacy_message(self.engine, message)
-        if run_id is None:
+        run = (
+            message
+            if isinstance(message, RunRef)
+            else await run_for_legacy_message(self.engine, message)
+        )
+        if run is None:
             log.info(
                 "message for a deleted schedule; dropped",
                 extra={"schedule_id": message.schedule_id},
@@ -135,11 +140,11 @@ class DeliveryHandler:
             metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
             await self._settle(self.transport.delete(delivery))
             return
-        claimed = await self.claims.claim(message, run_id)
+        claimed = await self.claims.claim(run)
         if isinstance(claimed, Refusal):
-            await self._refused(delivery, run_id, claimed)
+            await self._refused(delivery, run.run_id, claimed)
         elif isinstance(claimed, Skipped):
-            log.info("run skipped", extra={"run_id": run_id, "reason": claimed.reason})
+            log.info("run skipped", extra={"run_id": run.run_id, "reason": claimed.reason})
             metrics.SKIPPED.labels("executor", claimed.reason).inc()
             await self._settle(self.transport.delete(delivery))
         elif claimed.attempt > self.policy.max_attempts:
@@ -153,7 +158,7 @@ class DeliveryHandler:
             reason = "message does not match its run (workflowId or scheduleId)"
             await self._dead_letter(delivery, reason, "mismatch")
             return
-        if refusal.status in ("retrying", "running"):
+        if refusal.status in (RunStatus.RETRYING, RunStatus.RUNNING):
             # A retry's message back before its attempt is due, or a copy of a run another
             # executor holds: look again when that time is up. If the holder died meanwhile, its
             # lease has lapsed and this copy takes the run over; if it finished, the copy is
@@ -180,10 +185,9 @@ class DeliveryHandler:
         await self._settle_as(delivery, settlement)
 
     async def _call(self, run: ClaimedRun) -> CallResult:
-        request = ExecuteRequest(run.id, run.workflow_id, run.schedule_id, run.scheduled_for)
         metrics.IN_FLIGHT.inc()
         try:
-            result = await self.keeperhub.execute(request)
+            result = await self.keeperhub.execute(run)
         finally:
             metrics.IN_FLIGHT.dec()
         metrics.CALL_DURATION.labels(result.outcome).observe(result.seconds)
@@ -193,7 +197,7 @@ class DeliveryHandler:
         return result
 
     async def _record_result(self, run: ClaimedRun, result: CallResult) -> Settlement:
-        if result.outcome != "retry":
+        if result.outcome != RETRY:
             await self._finish(run, result.outcome, result.status, result.error)
             return Settlement("delete")  # even if not ours any more: the run is finished
         if run.attempt >= self.policy.max_attempts:
@@ -201,24 +205,24 @@ class DeliveryHandler:
         delay = self.policy.backoff(run.attempt, result.retry_after)
         retrying = await patiently(
             lambda: self.records.record(
-                run, status="retrying", http_status=result.status,
+                run, status=RunStatus.RETRYING, http_status=result.status,
                 error=result.error, retry_in=delay,
             ),
-            run.id,
+            run.run_id,
         )  # fmt: skip
         if not retrying:
             return Settlement("none")  # taken over: the message belongs to the new holder
         metrics.RUNS_RETRIED.inc()
         log.info(
             "attempt failed; retrying",
-            extra={"run_id": run.id, "attempt": run.attempt, "retry_in": delay,
+            extra={"run_id": run.run_id, "attempt": run.attempt, "retry_in": delay,
                    "error": result.error},
         )  # fmt: skip
         return Settlement("retry", delay=delay)
 
     async def _give_up(self, run: ClaimedRun, status: int | None, error: str | None) -> Settlement:
         reason = f"retries exhausted after {run.attempt} attempts: {error}"
-        if await self._finish(run, "dead", status, reason):
+        if await self._finish(run, RunStatus.DEAD, status, reason):
             return Settlement("dead_letter", reason=reason)
         return Settlement("none")
 
@@ -227,18 +231,18 @@ class DeliveryHandler:
     ) -> bool:
         recorded = await patiently(
             lambda: self.records.record(run, status=status, http_status=http_status, error=error),
-            run.id,
+            run.run_id,
         )
         if recorded:
             metrics.RUNS_FINISHED.labels(status).inc()
             log.info(
                 "run finished",
-                extra={"run_id": run.id, "schedule_id": run.schedule_id, "status": status,
+                extra={"run_id": run.run_id, "schedule_id": run.schedule_id, "status": status,
                        "http_status": http_status, "attempt": run.attempt, "error": error},
             )  # fmt: skip
         else:
             log.warning(
-                "run was taken over by another executor; not recorded", extra={"run_id": run.id}
+                "run was taken over by another executor; not recorded", extra={"run_id": run.run_id}
             )
         return recorded
 
@@ -251,7 +255,7 @@ class DeliveryHandler:
             await asyncio.sleep(pause)
             extended = await self._extend(delivery, run)
             if extended is None:
-                log.warning("run was taken over during its call", extra={"run_id": run.id})
+                log.warning("run was taken over during its call", extra={"run_id": run.run_id})
                 return
             pause = self.policy.heartbeat_seconds if extended else self.policy.first_beat_seconds
 
@@ -301,6 +305,6 @@ def _could_not_extend(what: str, run: ClaimedRun, error: Exception) -> bool:
     """A blip must not cost the call's answer: the call goes on, the beat is tried again."""
     log.warning(
         f"could not extend the {what}",
-        extra={"run_id": run.id, "error": f"{type(error).__name__}: {error}"},
+        extra={"run_id": run.run_id, "error": f"{type(error).__name__}: {error}"},
     )
     return False

@@ -9,11 +9,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs as R
 from keeperhub_scheduler.db.tables import workflow_schedules as S
-from keeperhub_scheduler.runs import new_run_id
-from keeperhub_scheduler.transport.messages import RunMessage
+from keeperhub_scheduler.runs import RunRef, new_run_id
+from keeperhub_scheduler.transport.messages import LegacyMessage
 
 
-async def run_for_legacy_message(engine: AsyncEngine, message: RunMessage) -> str | None:
+async def run_for_legacy_message(engine: AsyncEngine, message: LegacyMessage) -> RunRef | None:
     """The run of (scheduleId, triggerTime) for a message in the original's format.
 
     The original dispatcher made no run rows; the first delivery creates one (the unique key
@@ -34,8 +34,8 @@ async def run_for_legacy_message(engine: AsyncEngine, message: RunMessage) -> st
                 schedule_id=message.schedule_id,
                 workflow_id=message.workflow_id,
                 kind="schedule",
-                scheduled_for=message.trigger_time,
-                due_at=message.trigger_time,
+                scheduled_for=message.scheduled_for,
+                due_at=message.scheduled_for,
                 status="enqueued",
                 created_at=now,
                 enqueued_at=now,
@@ -45,7 +45,12 @@ async def run_for_legacy_message(engine: AsyncEngine, message: RunMessage) -> st
         found = await connection.execute(
             select(R.c.id).where(
                 R.c.schedule_id == message.schedule_id,
-                R.c.scheduled_for == message.trigger_time,
+                R.c.scheduled_for == message.scheduled_for,
             )
         )
-        return str(found.scalar_one())
+        return RunRef(
+            run_id=str(found.scalar_one()),
+            workflow_id=message.workflow_id,
+            schedule_id=message.schedule_id,
+            scheduled_for=message.scheduled_for,
+        )

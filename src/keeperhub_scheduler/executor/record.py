@@ -36,8 +36,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.coalesce import Coalescer
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
-from keeperhub_scheduler.executor.claim import ClaimedRun
 from keeperhub_scheduler.executor.database import once_more_if_disconnected
+from keeperhub_scheduler.runs import ClaimedRun
 
 log = logging.getLogger("keeperhub_scheduler.executor")
 
@@ -70,7 +70,7 @@ class Records:
 
         False when the run is no longer ours (our lease lapsed and another executor took it).
         """
-        outcome = Outcome(run.id, run.attempt, status, http_status, error)
+        outcome = Outcome(run.run_id, run.attempt, status, http_status, error)
         if self._batches is not None and status in FINAL:
             try:
                 return await self._batches.submit(outcome)
@@ -142,7 +142,7 @@ async def _record_sqlite(
     )
     async with engine.begin() as connection:
         written = await connection.execute(
-            update(R).where(_ours(run.id, run.attempt)).values(**values)
+            update(R).where(_ours(run.run_id, run.attempt)).values(**values)
         )
         if not written.rowcount:
             return False
@@ -165,7 +165,7 @@ async def extend_lease(engine: AsyncEngine, run: ClaimedRun, lease: timedelta) -
             await connection.execution_options(isolation_level="AUTOCOMMIT")
         now: Any = func.now() if postgres else datetime.now(UTC)
         result = await connection.execute(
-            update(R).where(_ours(run.id, run.attempt)).values(lease_until=now + lease)
+            update(R).where(_ours(run.run_id, run.attempt)).values(lease_until=now + lease)
         )
         if not postgres:
             await connection.commit()

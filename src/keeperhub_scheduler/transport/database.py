@@ -17,8 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs
+from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
-from keeperhub_scheduler.transport.messages import RunMessage, encode
+from keeperhub_scheduler.transport.messages import encode
 
 R = schedule_runs
 POLL_SECONDS = 0.1
@@ -71,8 +72,13 @@ class DatabaseTransport:
             rows = (await connection.execute(statement)).all()
         deliveries = []
         for row in rows:
-            message = RunMessage(row.workflow_id, row.schedule_id, row.scheduled_for, row.id)
-            body, attributes = encode(message, self.signing_key)
+            run = RunRef(
+                run_id=row.id,
+                workflow_id=row.workflow_id,
+                schedule_id=row.schedule_id,
+                scheduled_for=row.scheduled_for,
+            )
+            body, attributes = encode(run, self.signing_key)
             deliveries.append(Delivery(body, attributes, handle=row.id, message_id=row.id))
             self._held.add(row.id)
         return deliveries
