@@ -15,9 +15,9 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import create_engine
-from keeperhub_scheduler.executor.claim import Claims, Refusal, Skipped
-from keeperhub_scheduler.executor.record import Records
+from keeperhub_scheduler.db.store import Refusal, Skipped
 from keeperhub_scheduler.runs import ClaimedRun, RunRef
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row, set_run
 
@@ -53,10 +53,10 @@ async def test_the_claims_of_one_receive_go_out_as_one_statement(engine: AsyncEn
     schedule = await add_schedule(engine)
     run_ids = await add_runs(engine, schedule, 10, status="enqueued")
     messages = [await message(engine, schedule, run_id) for run_id in run_ids]
-    claims = Claims(engine, LEASE)
+    claims = store_for(engine)
 
     with statements(engine) as seen:
-        results = await asyncio.gather(*(claims.claim(m) for m in messages))
+        results = await asyncio.gather(*(claims.claim(m, LEASE) for m in messages))
 
     assert [(type(r), r.run_id, r.attempt) for r in results] == [  # type: ignore[union-attr]
         (ClaimedRun, run_id, 1) for run_id in run_ids
@@ -98,9 +98,9 @@ async def test_a_batch_answers_each_delivery_as_a_claim_of_its_own_would(
             scheduled_for=fresh_message.scheduled_for,
         ),
     ]
-    claims = Claims(engine, LEASE)
+    claims = store_for(engine)
 
-    results = await asyncio.gather(*(claims.claim(m) for m in deliveries))
+    results = await asyncio.gather(*(claims.claim(m, LEASE) for m in deliveries))
 
     taken, copy, mismatch, done, slow, skipped, gone = results
     assert isinstance(taken, ClaimedRun)
@@ -121,9 +121,9 @@ async def test_a_batch_answers_each_delivery_as_a_claim_of_its_own_would(
 async def claim_all(
     engine: AsyncEngine, schedule: Schedule, run_ids: list[str]
 ) -> list[ClaimedRun]:
-    claims = Claims(engine, LEASE)
+    claims = store_for(engine)
     messages = [await message(engine, schedule, run_id) for run_id in run_ids]
-    results = await asyncio.gather(*(claims.claim(m) for m in messages))
+    results = await asyncio.gather(*(claims.claim(m, LEASE) for m in messages))
     assert all(isinstance(result, ClaimedRun) for result in results)
     return results  # type: ignore[return-value]
 
@@ -143,7 +143,7 @@ async def test_final_outcomes_of_one_batch_count_every_run_and_report_the_latest
     latest = first_runs[-1]
     outcomes = {run.run_id: ("succeeded", 200, None) for run in first_runs + second_runs}
     outcomes[latest.run_id] = ("failed", 422, "HTTP 422: bad input")
-    records = Records(engine)
+    records = store_for(engine)
     runs = first_runs + second_runs
     random.shuffle(runs)
 
@@ -180,7 +180,7 @@ async def test_two_executors_finishing_runs_of_the_same_schedules_lose_no_count(
         )
     random.shuffle(runs)
     other_engine = create_engine(database_url)
-    executors = [Records(engine), Records(other_engine)]
+    executors = [store_for(engine), store_for(other_engine)]
     caplog.set_level(logging.WARNING, logger="keeperhub_scheduler.executor")
 
     try:

@@ -23,9 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from keeperhub_scheduler.dispatcher.relay import mark_enqueued, release
+from keeperhub_scheduler.db.store import RunStore
 from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.base import Transport
 from keeperhub_scheduler.transport.messages import outgoing
@@ -47,7 +45,7 @@ class RelayResult:
 class RelayStream:
     def __init__(
         self,
-        engine: AsyncEngine,
+        store: RunStore,
         transport: Transport,
         *,
         signing_key: bytes | None,
@@ -55,7 +53,7 @@ class RelayStream:
         buffer: int = 2000,
         probe: bool = False,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self.transport = transport
         self.signing_key = signing_key
         self.concurrency = concurrency
@@ -93,7 +91,7 @@ class RelayStream:
         for run in runs[:room]:
             self._runs.put_nowait(run)
         if len(runs) > room:
-            await release(self.engine, [run.run_id for run in runs[room:]])
+            await self.store.release([run.run_id for run in runs[room:]])
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> RelayStream:
@@ -175,7 +173,7 @@ class RelayStream:
     async def _give_back(self, runs: Sequence[RunRef]) -> None:
         self.result.failed += len(runs)
         try:
-            await release(self.engine, [run.run_id for run in runs])
+            await self.store.release([run.run_id for run in runs])
         except Exception:
             # The leases then lapse by themselves; the runs are sent a little later.
             log.exception("could not give leases back")
@@ -197,7 +195,7 @@ class RelayStream:
         if not ids:
             return
         try:
-            lags = await mark_enqueued(self.engine, ids)
+            lags = await self.store.mark_enqueued(ids)
         except Exception:
             # Sent but not marked: they stay pending and are sent again after the lease (the
             # executor drops the duplicate delivery). Nothing is lost.

@@ -19,10 +19,9 @@ from typing import Literal
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.executor.claim import Claims, Refusal, Skipped
+from keeperhub_scheduler.db import store_for
+from keeperhub_scheduler.db.store import MISMATCH, Refusal, Skipped
 from keeperhub_scheduler.executor.database import patiently
-from keeperhub_scheduler.executor.legacy import run_for_legacy_message
-from keeperhub_scheduler.executor.record import Records, extend_lease
 from keeperhub_scheduler.keeperhub.client import RETRY, CallResult, KeeperHubClient
 from keeperhub_scheduler.runs import ClaimedRun, RunRef, RunStatus
 from keeperhub_scheduler.telemetry import metrics
@@ -101,8 +100,7 @@ class DeliveryHandler:
         self.transport = transport
         self.keeperhub = keeperhub
         self.policy = policy
-        self.claims = Claims(engine, policy.handoff_lease)
-        self.records = Records(engine)
+        self.store = store_for(engine)
 
     async def handle(self, delivery: Delivery) -> None:
         try:
@@ -127,11 +125,7 @@ class DeliveryHandler:
         except InvalidMessageError as error:
             await self._dead_letter(delivery, f"invalid message: {error.reason}", "invalid")
             return
-        run = (
-            message
-            if isinstance(message, RunRef)
-            else await run_for_legacy_message(self.engine, message)
-        )
+        run = message if isinstance(message, RunRef) else await self.store.run_for_legacy(message)
         if run is None:
             log.info(
                 "message for a deleted schedule; dropped",
@@ -140,7 +134,7 @@ class DeliveryHandler:
             metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
             await self._settle(self.transport.delete(delivery))
             return
-        claimed = await self.claims.claim(run)
+        claimed = await self.store.claim(run, self.policy.handoff_lease)
         if isinstance(claimed, Refusal):
             await self._refused(delivery, run.run_id, claimed)
         elif isinstance(claimed, Skipped):
@@ -154,7 +148,7 @@ class DeliveryHandler:
             await self._execute(delivery, claimed)
 
     async def _refused(self, delivery: Delivery, run_id: str, refusal: Refusal) -> None:
-        if refusal.status == "mismatch":
+        if refusal.status == MISMATCH:
             reason = "message does not match its run (workflowId or scheduleId)"
             await self._dead_letter(delivery, reason, "mismatch")
             return
@@ -204,7 +198,7 @@ class DeliveryHandler:
             return await self._give_up(run, result.status, result.error)
         delay = self.policy.backoff(run.attempt, result.retry_after)
         retrying = await patiently(
-            lambda: self.records.record(
+            lambda: self.store.record(
                 run, status=RunStatus.RETRYING, http_status=result.status,
                 error=result.error, retry_in=delay,
             ),
@@ -227,10 +221,10 @@ class DeliveryHandler:
         return Settlement("none")
 
     async def _finish(
-        self, run: ClaimedRun, status: str, http_status: int | None, error: str | None
+        self, run: ClaimedRun, status: RunStatus, http_status: int | None, error: str | None
     ) -> bool:
         recorded = await patiently(
-            lambda: self.records.record(run, status=status, http_status=http_status, error=error),
+            lambda: self.store.record(run, status=status, http_status=http_status, error=error),
             run.run_id,
         )
         if recorded:
@@ -265,7 +259,7 @@ class DeliveryHandler:
         the answer is written when the database is back). None: the run is no longer ours."""
         extended = True
         try:
-            if not await extend_lease(self.engine, run, self.policy.lease):
+            if not await self.store.extend_lease(run, self.policy.lease):
                 return None
         except Exception as error:
             extended = _could_not_extend("lease", run, error)

@@ -15,6 +15,7 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
@@ -27,7 +28,7 @@ from keeperhub_scheduler.management.models import (
 )
 from keeperhub_scheduler.management.pages import decode_cursor, encode_cursor
 from keeperhub_scheduler.management.service import new_schedule_id, plan_values
-from keeperhub_scheduler.management.sql import insert_for, recent_runs, schedule_row
+from keeperhub_scheduler.management.sql import recent_runs, schedule_row
 from keeperhub_scheduler.management.views import (
     build_timing,
     paused_clause,
@@ -81,7 +82,8 @@ async def create_schedule(engine: AsyncEngine, spec: ScheduleCreate) -> Schedule
         }
         values |= _plan(timing, schedule_id, spec.jitter_seconds, now, enabled=spec.enabled)
         statement = (
-            insert_for(connection, S)
+            store_for(engine)
+            .insert(S)
             .values(**values)
             .on_conflict_do_nothing(index_elements=[S.c.workflow_id])
             .returning(S.c.id)

@@ -14,11 +14,11 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler import cron
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import InvalidScheduleError, NotFoundError
@@ -144,7 +144,8 @@ class ScheduleService:
         timing = Timing.of(config.cron_expression, config.timezone)
         async with self.engine.begin() as connection:
             await _require_workflow(connection, workflow_id)
-            row, action = await _upsert(connection, workflow_id, timing)
+            insert = store_for(self.engine).insert(S)
+            row, action = await _upsert(connection, insert, workflow_id, timing)
         return SyncResult(action, row)
 
     async def set_schedule_enabled(self, workflow_id: str, enabled: bool) -> dict[str, Any]:
@@ -178,7 +179,7 @@ async def _require_workflow(connection: AsyncConnection, workflow_id: str) -> No
 
 
 async def _upsert(
-    connection: AsyncConnection, workflow_id: str, timing: Timing
+    connection: AsyncConnection, insert_into: Any, workflow_id: str, timing: Timing
 ) -> tuple[dict[str, Any], Literal["created", "updated", "unchanged"]]:
     now = await database_now(connection)
     schedule_id = new_schedule_id()
@@ -191,8 +192,7 @@ async def _upsert(
         "created_at": now,
         "updated_at": now,
     } | plan_values(timing, schedule_id, 0, now)
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(S).values(**values)
+    insert = insert_into.values(**values)
     changed = (
         (S.c.cron_expression != insert.excluded.cron_expression)
         | (S.c.timezone != insert.excluded.timezone)

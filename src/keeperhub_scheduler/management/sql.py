@@ -1,11 +1,10 @@
-"""Small SQL helpers the management operations share, for PostgreSQL and SQLite alike."""
+"""Small reads the management operations share, for PostgreSQL and SQLite alike."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
@@ -13,12 +12,6 @@ from keeperhub_scheduler.errors import NotFoundError
 
 S = workflow_schedules
 R = schedule_runs
-
-
-def insert_for(connection: AsyncConnection, table: Table) -> Any:
-    """An INSERT that knows ``ON CONFLICT`` in the connection's dialect."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
 
 
 async def schedule_row(connection: AsyncConnection, schedule_id: str, *, lock: bool = False) -> Any:

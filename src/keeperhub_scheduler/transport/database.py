@@ -12,22 +12,20 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from sqlalchemy import and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import schedule_runs
-from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
 from keeperhub_scheduler.transport.messages import encode
 
-R = schedule_runs
 POLL_SECONDS = 0.1
 
 
 class DatabaseTransport:
     def __init__(self, engine: AsyncEngine, signing_key: bytes | None) -> None:
         self.engine = engine
+        self.store = store_for(engine)
         self.signing_key = signing_key
         self.wake = asyncio.Event()  # set by an in-process dispatcher after it relays
         self._held: set[str] = set()  # runs handed to this process's executor, not yet settled
@@ -53,34 +51,11 @@ class DatabaseTransport:
                 await asyncio.wait_for(self.wake.wait(), min(POLL_SECONDS, deadline - loop.time()))
 
     async def _ready(self, limit: int) -> list[Delivery]:
-        async with self.engine.connect() as connection:
-            now = await database_now(connection)
-            statement = (
-                select(R.c.id, R.c.schedule_id, R.c.workflow_id, R.c.scheduled_for)
-                .where(
-                    R.c.status.in_(("enqueued", "running", "retrying")),
-                    or_(
-                        R.c.status == "enqueued",
-                        and_(R.c.status == "retrying", R.c.next_attempt_at <= now),
-                        and_(R.c.status == "running", R.c.lease_until < now),
-                    ),
-                    R.c.id.not_in(self._held) if self._held else true(),
-                )
-                .order_by(R.c.due_at)
-                .limit(limit)
-            )
-            rows = (await connection.execute(statement)).all()
         deliveries = []
-        for row in rows:
-            run = RunRef(
-                run_id=row.id,
-                workflow_id=row.workflow_id,
-                schedule_id=row.schedule_id,
-                scheduled_for=row.scheduled_for,
-            )
+        for run in await self.store.ready_runs(limit, self._held):
             body, attributes = encode(run, self.signing_key)
-            deliveries.append(Delivery(body, attributes, handle=row.id, message_id=row.id))
-            self._held.add(row.id)
+            deliveries.append(Delivery(body, attributes, handle=run.run_id, message_id=run.run_id))
+            self._held.add(run.run_id)
         return deliveries
 
     def _settled(self, delivery: Delivery) -> None:

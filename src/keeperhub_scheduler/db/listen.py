@@ -1,5 +1,8 @@
 """Wake-ups: LISTEN for the schedules trigger's NOTIFY, so a new or edited schedule that became
-due earlier than the dispatcher planned to wake is picked up at once, not within a tick."""
+due earlier than the dispatcher planned to wake is picked up at once, not within a tick.
+
+PostgreSQL's own (``PostgresStore.due_listener``); SQLite has no notifications, and the dispatcher
+then wakes at its ticks only."""
 
 from __future__ import annotations
 
@@ -9,17 +12,13 @@ import logging
 
 import psycopg
 
-from keeperhub_scheduler.config import Settings
-
 CHANNEL = "keeperhub_scheduler_due"
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
 
 class DueListener:
-    def __init__(self, settings: Settings) -> None:
-        self.database_url = settings.database_url.get_secret_value().replace(
-            "postgresql+psycopg://", "postgresql://"
-        )
+    def __init__(self, database_url: str) -> None:
+        self.database_url = database_url  # libpq's form: postgresql://...
         self.woken = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
