@@ -44,20 +44,17 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler.coalesce import Coalescer
+from keeperhub_scheduler.db.engine import executor_log, once_more_if_disconnected
 from keeperhub_scheduler.db.listen import DueListener
-from keeperhub_scheduler.db.store import (
-    Refusal,
-    RunStore,
-    Skipped,
+from keeperhub_scheduler.db.statements import (
     claim_statement,
     claimed_run,
-    executor_log,
     held_by,
-    once_more_if_disconnected,
     outcome_values,
     schedule_outcome_values,
     switched_off,
 )
+from keeperhub_scheduler.db.store import Refusal, RunStore, Skipped
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.runs import (
     FINAL_OUTCOMES,

@@ -18,15 +18,15 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.store import (
+from keeperhub_scheduler.db.statements import (
     FLAGS,
-    RunStore,
     claim_statement,
     held_by,
     keeperhub_last_status,
     outcome_values,
     schedule_outcome_values,
 )
+from keeperhub_scheduler.db.store import RunStore
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.runs import FINAL_OUTCOMES, ClaimedRun, RunRef, RunStatus
 
