@@ -18,7 +18,7 @@ from schemathesis import checks
 from schemathesis.core.parameters import ParameterLocation
 
 from keeperhub_scheduler.api import create_app
-from keeperhub_scheduler.telemetry.health import EmbeddedServer
+from keeperhub_scheduler.processes import EmbeddedServer
 from tests.management.world import TOKEN, settings_for
 from tests.support import postgres
 from tests.support.standin import free_port

@@ -79,8 +79,6 @@ class Dispatcher:
             grace=timedelta(seconds=settings.scheduler_misfire_grace_seconds),
             lease=self.lease,
         )
-        key = settings.scheduler_signing_key
-        self.signing_key = key.get_secret_value().encode() if key else None
         self.heartbeat = Heartbeat(max_silence=max(30.0, settings.scheduler_max_sleep_seconds * 10))
         self._relay_failures = 0
         self._relay_not_before = 0.0
@@ -94,7 +92,7 @@ class Dispatcher:
         stream = RelayStream(
             self.store,
             self.transport,
-            signing_key=self.signing_key,
+            signing_key=self.settings.signing_key_bytes,
             concurrency=self.settings.scheduler_relay_concurrency,
             buffer=max(2 * self.settings.scheduler_claim_batch_size, 2000),
             probe=self._relay_failures > 0,

@@ -27,7 +27,6 @@ from keeperhub_scheduler.db.store import RunStore
 from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.base import Transport
 from keeperhub_scheduler.transport.messages import outgoing
-from keeperhub_scheduler.transport.sqs import BATCH_LIMIT
 
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
@@ -57,7 +56,7 @@ class RelayStream:
         self.transport = transport
         self.signing_key = signing_key
         self.concurrency = concurrency
-        self.buffer = max(buffer, BATCH_LIMIT * concurrency)
+        self.buffer = max(buffer, transport.batch_size * concurrency)
         self.result = RelayResult()
         self.failed = False
         self._runs: asyncio.Queue[RunRef | None] = asyncio.Queue()
@@ -132,7 +131,7 @@ class RelayStream:
         if first is None:
             return batch, True
         batch.append(first)
-        while len(batch) < BATCH_LIMIT and not self._runs.empty():
+        while len(batch) < self.transport.batch_size and not self._runs.empty():
             run = self._runs.get_nowait()
             if run is None:
                 return batch, True

@@ -25,12 +25,15 @@ from keeperhub_scheduler.executor.database import patiently
 from keeperhub_scheduler.keeperhub.client import RETRY, CallResult, KeeperHubClient
 from keeperhub_scheduler.runs import ClaimedRun, RunRef, RunStatus
 from keeperhub_scheduler.telemetry import metrics
-from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
+from keeperhub_scheduler.transport.base import (
+    LONGEST_DELAY_SECONDS,
+    Delivery,
+    Transport,
+    TransportError,
+)
 from keeperhub_scheduler.transport.messages import InvalidMessageError, decode
 
 log = logging.getLogger("keeperhub_scheduler.executor")
-
-MAX_DELAY_SECONDS = 12 * 3600  # SQS's visibility ceiling
 
 
 @dataclass(frozen=True)
@@ -51,6 +54,7 @@ class ExecutionPolicy:
     retry_max: float = 300.0
     visibility_timeout: int = 30
     handoff_seconds: int = 2
+    max_delay_seconds: int = LONGEST_DELAY_SECONDS  # the transport's (see build_executor)
 
     @property
     def handoff_lease(self) -> timedelta:
@@ -79,13 +83,13 @@ class ExecutionPolicy:
         return timedelta(seconds=self.visibility_timeout - margin)
 
     def backoff(self, attempt: int, retry_after: float | None) -> int:
-        """Exponential with equal jitter, at least ``Retry-After``; whole seconds for SQS
-        (rounded up, so the wait is never shorter than KeeperHub asked for)."""
+        """Exponential with equal jitter, at least ``Retry-After``, at most what the transport can
+        delay; whole seconds (rounded up, so the wait is never shorter than KeeperHub asked for)."""
         ceiling = min(self.retry_max, self.retry_base * 2.0 ** (attempt - 1))
         delay = ceiling / 2 + random.uniform(0, ceiling / 2)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        return max(1, min(MAX_DELAY_SECONDS, math.ceil(delay)))
+        return max(1, min(self.max_delay_seconds, math.ceil(delay)))
 
 
 class DeliveryHandler:
@@ -157,7 +161,7 @@ class DeliveryHandler:
             # executor holds: look again when that time is up. If the holder died meanwhile, its
             # lease has lapsed and this copy takes the run over; if it finished, the copy is
             # dropped then. (Deleting the copy now could lose the run's only message.)
-            delay = min(MAX_DELAY_SECONDS, math.ceil(refusal.wait_seconds) + 1)
+            delay = min(self.policy.max_delay_seconds, math.ceil(refusal.wait_seconds) + 1)
             await self._settle(self.transport.retry_later(delivery, delay))
             return
         # Finished (or deleted): a duplicate delivery.

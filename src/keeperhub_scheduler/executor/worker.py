@@ -14,8 +14,6 @@ from keeperhub_scheduler.transport.base import Delivery, Transport, TransportErr
 
 log = logging.getLogger("keeperhub_scheduler.executor")
 
-RECEIVE_BATCH = 10
-
 
 class Slots:
     """Execution capacity: a receive loop reserves slots before it asks the queue for messages,
@@ -104,7 +102,7 @@ class Executor:
     async def _receive_loop(self, stop: asyncio.Event) -> None:
         failures = 0
         while not stop.is_set():
-            reserved = await self.slots.reserve(RECEIVE_BATCH, stop, self.heartbeat)
+            reserved = await self.slots.reserve(self.transport.batch_size, stop, self.heartbeat)
             if reserved == 0:
                 return
             try:

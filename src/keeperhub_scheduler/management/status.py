@@ -1,5 +1,5 @@
 """The scheduler at a glance: run counts, the oldest pending run, dispatch lag, recent failures,
-schedules, and the queue's depth when there is an SQS queue."""
+schedules, and the queue's depth when the transport has a queue."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ from keeperhub_scheduler.management.models import (
     Status,
 )
 from keeperhub_scheduler.management.views import paused_clause
+from keeperhub_scheduler.transport import depth_probe
 from keeperhub_scheduler.transport.base import DEPTH_TIMEOUT_SECONDS, DepthProbe
 
 R = schedule_runs
@@ -49,21 +50,9 @@ async def scheduler_status(engine: AsyncEngine, depth: DepthProbe | None = None)
     )
 
 
-def sqs_depth_probe(settings: Settings) -> DepthProbe | None:
-    """Asks the configured SQS queue (and its DLQ) for their depth; None without a queue."""
-    if not settings.sqs_queue_url:
-        return None
-
-    async def probe() -> dict[str, int]:
-        from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
-
-        transport = await SqsTransport(QueueEndpoint.from_settings(settings)).start()
-        try:
-            return await transport.depth()
-        finally:
-            await transport.close()
-
-    return probe
+def queue_depth_probe(settings: Settings, engine: AsyncEngine) -> DepthProbe:
+    """Asks the configured transport for its queue's depth (None: it has no queue)."""
+    return depth_probe(settings, engine)
 
 
 async def _counts_by_status(connection: AsyncConnection) -> dict[str, int]:
@@ -138,11 +127,13 @@ async def _schedule_counts(connection: AsyncConnection, now: datetime) -> Schedu
     return ScheduleCounts(total=int(row[0]), enabled=int(row[1] or 0), paused=int(row[2] or 0))
 
 
-async def _queue_depth(depth: DepthProbe) -> QueueDepth:
+async def _queue_depth(depth: DepthProbe) -> QueueDepth | None:
     try:
         values = await asyncio.wait_for(depth(), DEPTH_TIMEOUT_SECONDS)
     except Exception as error:  # the status page must answer even when the queue does not
         return QueueDepth(error=f"{type(error).__name__}: {error}"[:300])
+    if values is None:
+        return None
     return QueueDepth(
         visible=values.get("queue_visible"),
         in_flight=values.get("queue_in_flight"),

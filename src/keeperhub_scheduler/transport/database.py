@@ -16,13 +16,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
+from keeperhub_scheduler.transport.base import LONGEST_DELAY_SECONDS, Delivery, OutgoingMessage
 from keeperhub_scheduler.transport.messages import encode
 
 POLL_SECONDS = 0.1
 
 
 class DatabaseTransport:
+    # As SQS's, so that the relay, the receiver and the retries behave alike in both modes.
+    batch_size = 10
+    max_delay_seconds = LONGEST_DELAY_SECONDS
+
     def __init__(self, engine: AsyncEngine, signing_key: bytes | None) -> None:
         self.engine = engine
         self.store = store_for(engine)
@@ -79,6 +83,9 @@ class DatabaseTransport:
     async def check(self) -> None:
         async with self.engine.connect() as connection:
             await database_now(connection)
+
+    async def depth(self) -> None:
+        return None  # no queue: ``status`` counts the runs themselves
 
     async def close(self) -> None:
         return None
