@@ -153,7 +153,7 @@ def build_executor(
 async def run_executor(settings: Settings) -> int:
     # Two one-statement checkouts per run (claim, record): a ping before each would be a third
     # of the executor's database round trips. A connection found dead fails one statement,
-    # which the executor runs once more on a fresh one (executor/database.py). No overflow:
+    # which the executor runs once more on a fresh one (db/engine.py). No overflow:
     # with more calls in flight than connections, overflow connections were opened and closed
     # (a PostgreSQL backend forked) every few runs; waiting a moment for a pooled one is cheaper.
     async with opened(settings, pre_ping=False, overflow=0) as (engine, transport):

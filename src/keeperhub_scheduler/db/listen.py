@@ -12,6 +12,8 @@ import logging
 
 import psycopg
 
+from keeperhub_scheduler.backoff import Backoff
+
 CHANNEL = "keeperhub_scheduler_due"
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
@@ -32,15 +34,14 @@ class DueListener:
                 await self._task
 
     async def _listen_forever(self) -> None:
-        delay = 0.5
+        backoff = Backoff(first=0.5, longest=30.0)
         while True:
             try:
                 await self._listen()
             except (psycopg.Error, OSError) as error:
                 # Without notifications the dispatcher still ticks every second: degrade, retry.
                 log.warning("LISTEN connection lost; retrying", extra={"error": str(error)})
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 30.0)
+                await asyncio.sleep(backoff.next())
 
     async def _listen(self) -> None:
         async with await psycopg.AsyncConnection.connect(

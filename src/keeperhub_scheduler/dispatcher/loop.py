@@ -18,6 +18,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
@@ -80,7 +81,7 @@ class Dispatcher:
             lease=self.lease,
         )
         self.heartbeat = Heartbeat(max_silence=max(30.0, settings.scheduler_max_sleep_seconds * 10))
-        self._relay_failures = 0
+        self._relay_backoff = Backoff(first=0.5, longest=30.0)  # while the queue refuses runs
         self._relay_not_before = 0.0
         self._next_sweep = 0.0
 
@@ -95,7 +96,7 @@ class Dispatcher:
             signing_key=self.settings.signing_key_bytes,
             concurrency=self.settings.scheduler_relay_concurrency,
             buffer=max(2 * self.settings.scheduler_claim_batch_size, 2000),
-            probe=self._relay_failures > 0,
+            probe=self._relay_backoff.failures > 0,
         )
         claim_done = asyncio.Event()
         async with stream:
@@ -147,15 +148,14 @@ class Dispatcher:
     def _note_relay(self, result: RelayResult) -> None:
         """Back off after a failed send (queue outage): 0.5 s doubling to 30 s, reset on success."""
         if result.failed:
-            self._relay_failures += 1
-            delay = min(30.0, 0.5 * 2 ** (self._relay_failures - 1))
+            delay = self._relay_backoff.next()
             self._relay_not_before = time.monotonic() + delay
             log.warning(
                 "queue refused runs; they stay pending",
                 extra={"failed": result.failed, "retry_in_seconds": delay},
             )
         elif result.sent:
-            self._relay_failures = 0
+            self._relay_backoff.reset()
 
     async def _sweep_if_due(self) -> int:
         if time.monotonic() < self._next_sweep:

@@ -12,16 +12,17 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.store import MISMATCH, Refusal, Skipped
-from keeperhub_scheduler.executor.database import patiently
 from keeperhub_scheduler.keeperhub.client import RETRY, CallResult, KeeperHubClient
 from keeperhub_scheduler.runs import ClaimedRun, RunRef, RunStatus
 from keeperhub_scheduler.telemetry import metrics
@@ -34,6 +35,8 @@ from keeperhub_scheduler.transport.base import (
 from keeperhub_scheduler.transport.messages import InvalidMessageError, decode
 
 log = logging.getLogger("keeperhub_scheduler.executor")
+T = TypeVar("T")
+PATIENCE_SECONDS = 60.0  # how long an answer already had is kept trying to be written
 
 
 @dataclass(frozen=True)
@@ -306,3 +309,27 @@ def _could_not_extend(what: str, run: ClaimedRun, error: Exception) -> bool:
         extra={"run_id": run.run_id, "error": f"{type(error).__name__}: {error}"},
     )
     return False
+
+
+async def patiently(
+    operation: Callable[[], Awaitable[T]], run_id: str, patience: float = PATIENCE_SECONDS
+) -> T:
+    """Write the outcome of a call already made through a database outage: try ``operation``
+    until it succeeds, pausing between tries, for up to ``patience`` seconds (the heartbeat keeps
+    the message invisible meanwhile); then the last error propagates (the delivery is redelivered,
+    the run taken over). Dropping the answer at once would mean calling KeeperHub again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    backoff = Backoff(first=0.5, longest=5.0)
+    while True:
+        try:
+            return await operation()
+        except (SQLAlchemyError, OSError) as error:
+            pause = backoff.next()
+            if loop.time() + pause > deadline:
+                raise
+            log.warning(
+                "could not record an outcome; trying again",
+                extra={"run_id": run_id, "retry_in": pause, "error": type(error).__name__},
+            )
+            await asyncio.sleep(pause)
