@@ -26,6 +26,7 @@ from keeperhub_scheduler.db.tables import workflow_schedules
 from keeperhub_scheduler.dispatcher.claim import ClaimPlan, ClaimResult, claim_due
 from keeperhub_scheduler.dispatcher.retention import prune_runs
 from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
+from keeperhub_scheduler.runs import RunStatus
 from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.transport.base import Transport
@@ -170,7 +171,7 @@ class Dispatcher:
     def _record(self, result: PassResult, relayed: RelayResult) -> None:
         metrics.OCCURRENCES_DECIDED.labels("fired").inc(result.fired)
         for reason, count in result.skipped.items():
-            metrics.OCCURRENCES_DECIDED.labels("skipped").inc(count)
+            metrics.OCCURRENCES_DECIDED.labels(RunStatus.SKIPPED).inc(count)
             metrics.SKIPPED.labels("dispatcher", reason).inc(count)
         metrics.RUNS_RELAYED.inc(result.relayed)
         metrics.RELAY_FAILURES.inc(result.relay_failed)

@@ -22,6 +22,7 @@ from keeperhub_scheduler.management.models import (
     Status,
 )
 from keeperhub_scheduler.management.views import paused_clause
+from keeperhub_scheduler.runs import FAILURES, RunKind, RunStatus
 from keeperhub_scheduler.transport import depth_probe
 from keeperhub_scheduler.transport.base import DEPTH_TIMEOUT_SECONDS, DepthProbe
 
@@ -64,7 +65,7 @@ async def _oldest_pending(connection: AsyncConnection, now: datetime) -> OldestP
     row = (
         await connection.execute(
             select(R.c.id, R.c.schedule_id, R.c.due_at)
-            .where(R.c.status == "pending")
+            .where(R.c.status == RunStatus.PENDING)
             .order_by(R.c.due_at)
             .limit(1)
         )
@@ -84,7 +85,7 @@ async def _dispatch_lag(connection: AsyncConnection, now: datetime) -> DispatchL
         .where(
             R.c.scheduled_for >= now - LAG_WINDOW,
             R.c.enqueued_at.is_not(None),
-            R.c.kind == "schedule",
+            R.c.kind == RunKind.SCHEDULE,
         )
         .order_by(R.c.scheduled_for.desc())
         .limit(LAG_SAMPLE)
@@ -107,9 +108,7 @@ def _percentile(ordered: list[float], fraction: float) -> float | None:
 
 
 async def _failures_since(connection: AsyncConnection, since: datetime) -> int:
-    statement = select(func.count()).where(
-        R.c.finished_at >= since, R.c.status.in_(("failed", "dead"))
-    )
+    statement = select(func.count()).where(R.c.finished_at >= since, R.c.status.in_(FAILURES))
     return int((await connection.execute(statement)).scalar_one())
 
 
