@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.db.tables import workflow_schedules
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError
 from keeperhub_scheduler.management.models import (
     MAX_BACKFILL_RUNS,
@@ -35,8 +35,6 @@ from keeperhub_scheduler.management.views import is_paused, run_view
 from keeperhub_scheduler.runs import RunKind, RunStatus, new_run_id
 from keeperhub_scheduler.timing import ONE_MICROSECOND, timing_of_row
 
-S = workflow_schedules
-R = schedule_runs
 INSERT_BATCH = 200
 
 
@@ -51,8 +49,8 @@ async def pause_schedule(
             raise InvalidScheduleError("until must be in the future", field="until")
         began = row.paused_at if is_paused(row, now) else now
         await connection.execute(
-            update(S)
-            .where(S.c.id == schedule_id)
+            update(workflow_schedules)
+            .where(workflow_schedules.c.id == schedule_id)
             .values(
                 paused_at=began,
                 paused_until=request.until,
@@ -71,8 +69,8 @@ async def resume_schedule(engine: AsyncEngine, schedule_id: str) -> ScheduleDeta
         if not is_paused(row, now):
             raise ConflictError(f"schedule {schedule_id!r} is not paused")
         await connection.execute(
-            update(S)
-            .where(S.c.id == schedule_id)
+            update(workflow_schedules)
+            .where(workflow_schedules.c.id == schedule_id)
             .values(paused_at=None, paused_until=None, paused_note=None, updated_at=now)
         )
     return await get_schedule(engine, schedule_id)

@@ -10,13 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.errors import NotFoundError
 
-S = workflow_schedules
-R = schedule_runs
-
 
 async def schedule_row(connection: AsyncConnection, schedule_id: str, *, lock: bool = False) -> Any:
     """The schedule's row (locked for the transaction when ``lock``), or ``NotFoundError``."""
-    statement = select(S).where(S.c.id == schedule_id)
+    statement = select(workflow_schedules).where(workflow_schedules.c.id == schedule_id)
     if lock:
         statement = statement.with_for_update()
     row = (await connection.execute(statement)).first()
@@ -27,9 +24,9 @@ async def schedule_row(connection: AsyncConnection, schedule_id: str, *, lock: b
 
 async def recent_runs(connection: AsyncConnection, schedule_id: str, count: int = 5) -> list[Any]:
     statement = (
-        select(R)
-        .where(R.c.schedule_id == schedule_id)
-        .order_by(R.c.scheduled_for.desc(), R.c.id.desc())
+        select(schedule_runs)
+        .where(schedule_runs.c.schedule_id == schedule_id)
+        .order_by(schedule_runs.c.scheduled_for.desc(), schedule_runs.c.id.desc())
         .limit(count)
     )
     return list((await connection.execute(statement)).all())
