@@ -1,17 +1,20 @@
-"""The sender: leased runs in, ``SendMessageBatch`` calls out, always ``concurrency`` in flight.
+"""The sender (the relay): leased runs in, batch sends out, always ``concurrency`` in flight.
 
-The claim and the leftover feed ``put`` leased runs as they get them; ``concurrency`` sender tasks
-each take up to ten and send them in one call, so the queue sees a steady stream of full batches
+The claim and the leftover feed (the store's ``lease_pending``) ``put`` leased runs as they get
+them; ``concurrency`` sender tasks each take up to the transport's ``batch_size`` (ten: SQS's
+``SendMessageBatch``) and send them in one call, so the queue sees a steady stream of full batches
 instead of bursts that wait for their slowest call. Sent runs are marked ``enqueued`` in groups
-(one UPDATE per few hundred) by a marker task.
+(the store's ``mark_enqueued``, one UPDATE per few hundred) by a marker task.
 
 The buffer is bounded: a producer waits for room before it leases more, so a run never waits long
 enough in memory for its lease to lapse (another dispatcher would then send it too). When a send
 fails the stream stops sending: every run it still holds, or is given later, has its lease given
 back at once (one UPDATE), stays pending, and is sent by a later pass once the queue answers.
 After a failure the next stream ``probe``s: one batch alone, and the others only once it went
-through, so that a queue that is still hung receives ten messages, not a full volley, each try
+through, so that a queue that is still hung receives one batch, not a full volley, each try
 (a send that timed out may still be delivered when the queue wakes up: a duplicate to drop).
+A crash after the claim's commit and before the send leaves the runs pending: when their lease
+lapses, the next pass sends them.
 """
 
 from __future__ import annotations
@@ -125,7 +128,7 @@ class RelayStream:
                 return
 
     async def _take(self) -> tuple[list[RunRef], bool]:
-        """Up to ten runs: the first waited for, the rest only if already buffered."""
+        """Up to a batch of runs: the first waited for, the rest only if already buffered."""
         batch: list[RunRef] = []
         first = await self._runs.get()
         if first is None:

@@ -2,7 +2,9 @@
 
 Every path ends by settling the delivery exactly once: deleted (done, skipped or a duplicate),
 made visible again after a backoff (a retryable failure), or moved to the dead-letter queue (a
-message that must never run, or a run out of attempts).
+message that must never run, or a run out of attempts). The claim and the record are the run
+store's (``db.store``): one statement each, batched with those of concurrent deliveries on
+PostgreSQL.
 """
 
 from __future__ import annotations
