@@ -21,7 +21,6 @@ The statements the hot paths run are built once, at import: the hot path only bi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from functools import partial
 from typing import Any
@@ -54,7 +53,7 @@ from keeperhub_scheduler.db.statements import (
     schedule_outcome_values,
     switched_off,
 )
-from keeperhub_scheduler.db.store import Refusal, RunStore, Skipped
+from keeperhub_scheduler.db.store import Outcome, Refusal, RunStore, Skipped
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.runs import (
     FINAL_OUTCOMES,
@@ -139,24 +138,13 @@ def _columns(rows: Sequence[dict[str, Any]], names: dict[str, str]) -> dict[str,
     return {name: [row[name] for row in rows] for name in names}
 
 
-@dataclass(frozen=True)
-class _Outcome:
-    """A final outcome, as the batched statement takes it."""
-
-    run_id: str
-    attempt: int
-    status: str
-    http_status: int | None
-    error: str | None
-
-
 class PostgresStore(RunStore):
     knows_inserted = True
 
     def __init__(self, engine: AsyncEngine) -> None:
         super().__init__(engine)
         self._claim_batches: dict[timedelta, Coalescer[RunRef, Any]] = {}
-        self._final_batches: Coalescer[_Outcome, bool] = Coalescer(
+        self._final_batches: Coalescer[Outcome, bool] = Coalescer(
             self._record_batch, limit=OUTCOMES_PER_STATEMENT
         )
 
@@ -263,17 +251,8 @@ class PostgresStore(RunStore):
             return bool(result.rowcount)
 
     # --- the executor's record ------------------------------------------------------------
-    async def record(
-        self,
-        run: ClaimedRun,
-        *,
-        status: RunStatus,
-        http_status: int | None,
-        error: str | None,
-        retry_in: float | None = None,
-    ) -> bool:
-        outcome = _Outcome(run.run_id, run.attempt, status, http_status, error)
-        if status in FINAL_OUTCOMES:
+    async def _record(self, run: ClaimedRun, outcome: Outcome, retry_in: float | None) -> bool:
+        if outcome.status in FINAL_OUTCOMES:
             try:
                 return await self._final_batches.submit(outcome)
             except DBAPIError as error_:
@@ -300,11 +279,11 @@ class PostgresStore(RunStore):
 
         return await once_more_if_disconnected(retry)
 
-    async def _record_batch(self, batch: list[_Outcome]) -> list[bool]:
+    async def _record_batch(self, batch: list[Outcome]) -> list[bool]:
         written = await once_more_if_disconnected(lambda: self._write_finals(batch))
         return [outcome.run_id in written for outcome in batch]
 
-    async def _write_finals(self, outcomes: list[_Outcome]) -> set[str]:
+    async def _write_finals(self, outcomes: list[Outcome]) -> set[str]:
         """The run ids whose outcome was written (the others are no longer ours)."""
         parameters = {
             "b_run_ids": [outcome.run_id for outcome in outcomes],

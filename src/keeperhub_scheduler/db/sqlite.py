@@ -26,7 +26,7 @@ from keeperhub_scheduler.db.statements import (
     outcome_values,
     schedule_outcome_values,
 )
-from keeperhub_scheduler.db.store import RunStore
+from keeperhub_scheduler.db.store import Outcome, RunStore
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.runs import FINAL_OUTCOMES, ClaimedRun, RunRef, RunStatus
 
@@ -124,15 +124,8 @@ class SqliteStore(RunStore):
             )
             return bool(result.rowcount)
 
-    async def record(
-        self,
-        run: ClaimedRun,
-        *,
-        status: RunStatus,
-        http_status: int | None,
-        error: str | None,
-        retry_in: float | None = None,
-    ) -> bool:
+    async def _record(self, run: ClaimedRun, outcome: Outcome, retry_in: float | None) -> bool:
+        status, http_status, error = outcome.status, outcome.http_status, outcome.error
         final = status in FINAL_OUTCOMES
         now = datetime.now(UTC)  # SQLite has no clock of its own in a comparable form
         retry_at = now + timedelta(seconds=retry_in or 0)

@@ -16,6 +16,7 @@ from keeperhub_scheduler.runs import (
     LastStatus,
     OverlapPolicy,
     RunKind,
+    RunRef,
     RunStatus,
     SkipReason,
 )
@@ -179,6 +180,16 @@ def claim_statement(
             next_attempt_at=None,
         )
         .returning(*returned)
+    )
+
+
+def run_ref(row: Any) -> RunRef:
+    """The reference of a run row (or of a row with its id, names and scheduled_for)."""
+    return RunRef(
+        run_id=row.id,
+        workflow_id=row.workflow_id,
+        schedule_id=row.schedule_id,
+        scheduled_for=row.scheduled_for,
     )
 
 

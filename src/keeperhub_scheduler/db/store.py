@@ -30,6 +30,7 @@ from keeperhub_scheduler.db.statements import (
     in_flight,
     lost_message,
     ready_to_receive,
+    run_ref,
     skip_statement,
     switched_off,
 )
@@ -67,6 +68,17 @@ class Skipped:
 
 
 MISMATCH = "mismatch"
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The outcome of one attempt, as the statements write it."""
+
+    run_id: str
+    attempt: int
+    status: str
+    http_status: int | None
+    error: str | None
 
 
 class RunStore(ABC):
@@ -165,15 +177,7 @@ class RunStore(ABC):
                 .returning(runs.id, runs.schedule_id, runs.workflow_id, runs.scheduled_for)
             )
             rows = (await connection.execute(statement)).all()
-        return [
-            RunRef(
-                run_id=row.id,
-                workflow_id=row.workflow_id,
-                schedule_id=row.schedule_id,
-                scheduled_for=row.scheduled_for,
-            )
-            for row in rows
-        ]
+        return [run_ref(row) for row in rows]
 
     @abstractmethod
     async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
@@ -283,15 +287,7 @@ class RunStore(ABC):
                 .limit(limit)
             )
             rows = (await connection.execute(statement)).all()
-        return [
-            RunRef(
-                run_id=row.id,
-                workflow_id=row.workflow_id,
-                schedule_id=row.schedule_id,
-                scheduled_for=row.scheduled_for,
-            )
-            for row in rows
-        ]
+        return [run_ref(row) for row in rows]
 
     # --- the executor -----------------------------------------------------------------------
     async def claim(self, run: RunRef, lease: timedelta) -> ClaimedRun | Skipped | Refusal:
@@ -333,7 +329,6 @@ class RunStore(ABC):
     async def extend_lease(self, run: ClaimedRun, lease: timedelta) -> bool:
         """Push the run's lease ``lease`` past now; False when the run is no longer ours."""
 
-    @abstractmethod
     async def record(
         self,
         run: ClaimedRun,
@@ -350,6 +345,12 @@ class RunStore(ABC):
         whose lease lapsed and whose run was taken over cannot overwrite the outcome of the one
         that took it: False then.
         """
+        outcome = Outcome(run.run_id, run.attempt, status, http_status, error)
+        return await self._record(run, outcome, retry_in)
+
+    @abstractmethod
+    async def _record(self, run: ClaimedRun, outcome: Outcome, retry_in: float | None) -> bool:
+        """``record`` in this dialect's statements."""
 
 
 async def _overlap(connection: AsyncConnection, row: Any, now: datetime) -> str | None:
