@@ -4,11 +4,11 @@ A run is one occurrence of a schedule (or one a user asked for) on its way to Ke
 call. Its ``status`` moves along one path, and every change is one statement of the run store
 (``db.store.RunStore``, one method each, named here beside the change it makes)::
 
-    created ──► pending ──► enqueued ──► running ──► succeeded | failed | dead
-      │            ▲  (relay: mark_enqueued)  │  ▲
-      │            │                          │  └── retrying (record, a retryable failure)
-      │            └── sweep_stale (message lost)
-      └──► skipped (decided not to run; skip_reason says why; also a claimed run switched off)
+    created ─► pending ─► enqueued ─► running ─► succeeded | failed | dead
+       │          ▲                      ▲   │
+       │          │                      │   └─► retrying ─► (claimed again when due)
+       │          └── sweep_stale: enqueued, running or retrying whose message was lost
+       └─► skipped (decided not to run; also a claimed run that may not run now)
 
 * created: by the dispatcher's claim (``insert_runs``: pending or skipped), by a trigger or a
   backfill (``add_requested_runs``: pending), by a message in the original dispatcher's format
