@@ -43,8 +43,8 @@ import psycopg
 from sqlalchemy.dialects import postgresql
 
 from keeperhub_scheduler.config import Settings, load_settings
+from keeperhub_scheduler.db.statements import due_statement
 from keeperhub_scheduler.dispatcher import Dispatcher
-from keeperhub_scheduler.dispatcher.claim import due_statement
 from keeperhub_scheduler.processes import opened
 from keeperhub_scheduler.transport.base import OutgoingMessage
 from keeperhub_scheduler.transport.sqs import BATCH_LIMIT, QueueEndpoint, SqsTransport

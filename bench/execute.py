@@ -45,9 +45,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Database, clean_up_on_sigterm
 from keeperhub_scheduler.executor.worker import Executor
-from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.runs import RunRef, new_run_id
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
-from keeperhub_scheduler.transport.messages import RunMessage, encode
+from keeperhub_scheduler.transport.messages import encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.support import sqs
 from tests.support.processes import environment, spawn
@@ -90,7 +90,7 @@ class Progress:
 # --- seeding ------------------------------------------------------------------------------------
 
 
-def seed_runs(database: Database, count: int) -> list[RunMessage]:
+def seed_runs(database: Database, count: int) -> list[RunRef]:
     """``count`` enqueued runs over ``SCHEDULES`` schedules; their messages, to be sent."""
     messages = []
     with database.connect() as connection:
@@ -113,7 +113,7 @@ def seed_runs(database: Database, count: int) -> list[RunMessage]:
             when = FIRST + timedelta(minutes=index // SCHEDULES)
             run_id = new_run_id()
             rows.append((run_id, f"s{schedule}", f"wf{schedule}", when, when))
-            messages.append(RunMessage(f"wf{schedule}", f"s{schedule}", when, run_id))
+            messages.append(run_ref(f"wf{schedule}", f"s{schedule}", when, run_id))
         with connection.cursor().copy(
             "COPY schedule_runs (id, schedule_id, workflow_id, scheduled_for, due_at, status,"
             " created_at, enqueued_at) FROM STDIN"
@@ -124,13 +124,19 @@ def seed_runs(database: Database, count: int) -> list[RunMessage]:
     return messages
 
 
-async def send_all(endpoint: QueueEndpoint, messages: Sequence[RunMessage]) -> None:
+def run_ref(workflow_id: str, schedule_id: str, when: datetime, run_id: str) -> RunRef:
+    return RunRef(
+        run_id=run_id, workflow_id=workflow_id, schedule_id=schedule_id, scheduled_for=when
+    )
+
+
+async def send_all(endpoint: QueueEndpoint, messages: Sequence[RunRef]) -> None:
     transport = await SqsTransport(endpoint, send_concurrency=16).start()
     try:
         outgoing = []
         for message in messages:
             body, attributes = encode(message, SIGNING_KEY)
-            outgoing.append(OutgoingMessage(message.run_id or "", body, attributes))
+            outgoing.append(OutgoingMessage(message.run_id, body, attributes))
         for start in range(0, len(outgoing), 2000):
             chunk = outgoing[start : start + 2000]
             accepted = await transport.send(chunk)
@@ -159,7 +165,7 @@ class DeleteOnly:
 
 
 async def raw_limit(endpoint: QueueEndpoint, count: int) -> Row:
-    await send_all(endpoint, [RunMessage("wf", "s", FIRST, f"r{i}") for i in range(count)])
+    await send_all(endpoint, [run_ref("wf", "s", FIRST, f"r{i}") for i in range(count)])
     transport = await SqsTransport(endpoint).start()
     progress = Progress(count)
     handler = DeleteOnly(transport, progress)

@@ -11,11 +11,17 @@ import pytest
 from aiohttp import web
 
 from keeperhub_scheduler.dev.standin import Scripted, StandInState
-from keeperhub_scheduler.keeperhub.client import ExecuteRequest, KeeperHubClient
+from keeperhub_scheduler.keeperhub.client import KeeperHubClient
+from keeperhub_scheduler.runs import RunRef
 from tests.support.standin import free_port, running_standin
 
 WHEN = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
-REQUEST = ExecuteRequest("01a2b3c4-0000-7000-8000-000000000000", "wf_1", "sched_1", WHEN)
+REQUEST = RunRef(
+    run_id="01a2b3c4-0000-7000-8000-000000000000",
+    workflow_id="wf_1",
+    schedule_id="sched_1",
+    scheduled_for=WHEN,
+)
 
 
 @pytest.fixture
@@ -135,7 +141,9 @@ async def test_a_refused_connection_is_retryable() -> None:
 async def test_a_workflow_id_that_could_change_the_path_is_refused_without_a_call(
     workflow_id: str, client: KeeperHubClient, standin: tuple[str, StandInState]
 ) -> None:
-    request = ExecuteRequest(REQUEST.run_id, workflow_id, "sched_1", WHEN)
+    request = RunRef(
+        run_id=REQUEST.run_id, workflow_id=workflow_id, schedule_id="sched_1", scheduled_for=WHEN
+    )
 
     result = await client.execute(request)
 

@@ -8,10 +8,11 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.messages import (
     MAX_BODY_BYTES,
     InvalidMessageError,
-    RunMessage,
+    LegacyMessage,
     decode,
     encode,
     format_instant,
@@ -21,7 +22,12 @@ from keeperhub_scheduler.transport.messages import (
 
 KEY = b"signing-key"
 WHEN = datetime(2026, 3, 29, 1, 30, 0, 123000, tzinfo=UTC)
-MESSAGE = RunMessage("wf_abc-123", "sched_9", WHEN, "01a2b3c4-0000-7000-8000-000000000000")
+MESSAGE = RunRef(
+    run_id="01a2b3c4-0000-7000-8000-000000000000",
+    workflow_id="wf_abc-123",
+    schedule_id="sched_9",
+    scheduled_for=WHEN,
+)
 
 
 def refused(body: str, attributes: dict[str, str], *, require: bool = True) -> str:
@@ -65,7 +71,9 @@ def test_the_originals_format_has_no_run_id_and_is_accepted() -> None:
          "triggerType": "schedule"}
     )  # fmt: skip
     message = decode(body, {}, KEY, require_signature=False)
-    assert message == RunMessage("wf1", "s1", datetime(2026, 3, 29, 1, 30, tzinfo=UTC), None)
+    assert message == LegacyMessage(
+        workflow_id="wf1", schedule_id="s1", scheduled_for=datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    )
 
 
 @pytest.mark.parametrize(

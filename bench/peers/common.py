@@ -26,8 +26,9 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from keeperhub_scheduler.db.migrate import upgrade
+from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.timing import Timing
-from keeperhub_scheduler.transport.messages import RunMessage, encode
+from keeperhub_scheduler.transport.messages import encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client, setup_queues
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the repository, for tests.*
@@ -196,10 +197,13 @@ async def queue_depth(queue: QueueEndpoint) -> int:
 
 def message(schedule_id: str, run_id: str | None = None) -> tuple[str, dict[str, str]]:
     """The body and attributes our dispatcher sends, for schedule ``schedule_id``."""
-    return encode(
-        RunMessage(f"wf{schedule_id[1:]}", schedule_id, DUE_AT, run_id or secrets.token_hex(16)),
-        SIGNING_KEY,
+    run = RunRef(
+        run_id=run_id or secrets.token_hex(16),
+        workflow_id=f"wf{schedule_id[1:]}",
+        schedule_id=schedule_id,
+        scheduled_for=DUE_AT,
     )
+    return encode(run, SIGNING_KEY)
 
 
 def sqs_attributes(attributes: dict[str, str]) -> dict[str, Any]:

@@ -198,6 +198,12 @@ class Settings(BaseSettings):
         return self.scheduler_signing_key is not None
 
     @property
+    def signing_key_bytes(self) -> bytes | None:
+        """``SCHEDULER_SIGNING_KEY`` as the HMAC key the messages are signed and checked with."""
+        key = self.scheduler_signing_key
+        return key.get_secret_value().encode() if key else None
+
+    @property
     def api_tokens(self) -> tuple[str, ...]:
         raw = self.scheduler_api_tokens.get_secret_value() if self.scheduler_api_tokens else ""
         return tuple(token.strip() for token in raw.split(",") if token.strip())

@@ -1,4 +1,5 @@
-"""Process wiring: build the engine, transport and clients from settings, run, shut down cleanly.
+"""Process wiring: build the engine, transport and clients from settings, serve, run, shut down
+cleanly.
 
 The CLI calls these; tests and benchmarks start the same commands as subprocesses.
 """
@@ -10,9 +11,11 @@ import contextlib
 import gc
 import logging
 import signal
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 
+import uvicorn
 from sqlalchemy.ext.asyncio import AsyncEngine
+from starlette.applications import Starlette
 
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import create_engine, database_now
@@ -20,17 +23,10 @@ from keeperhub_scheduler.dispatcher import Dispatcher
 from keeperhub_scheduler.executor.handle import DeliveryHandler, ExecutionPolicy
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.keeperhub.client import KeeperHubClient
-from keeperhub_scheduler.telemetry.health import health_app, serve
-from keeperhub_scheduler.transport.base import DepthProbe, Transport
-from keeperhub_scheduler.transport.database import DatabaseTransport
-from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
+from keeperhub_scheduler.telemetry.health import health_app
+from keeperhub_scheduler.transport import Transport, open_transport
 
 log = logging.getLogger("keeperhub_scheduler")
-
-
-def signing_key(settings: Settings) -> bytes | None:
-    key = settings.scheduler_signing_key
-    return key.get_secret_value().encode() if key else None
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -50,6 +46,27 @@ def freeze_startup_heap() -> None:
     gc.freeze()
 
 
+class EmbeddedServer(uvicorn.Server):
+    """A uvicorn server inside our own event loop: signals stay ours (we drain on SIGTERM)."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
+    """Serve ``app`` until ``stop`` is set (port 0: do not serve at all)."""
+    if port == 0:
+        await stop.wait()
+        return
+    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    server = EmbeddedServer(config)
+    task = asyncio.create_task(server.serve())
+    await stop.wait()
+    server.should_exit = True
+    await task
+
+
 @contextlib.asynccontextmanager
 async def opened(
     settings: Settings, *, pre_ping: bool = True, overflow: int | None = None
@@ -60,25 +77,12 @@ async def opened(
         pre_ping=pre_ping,
         overflow=overflow,
     )
-    transport: Transport
-    if settings.sqs_queue_url:
-        transport = await SqsTransport(
-            QueueEndpoint.from_settings(settings),
-            send_concurrency=settings.scheduler_relay_concurrency,
-        ).start()
-    else:
-        transport = DatabaseTransport(engine, signing_key(settings))
+    transport = await open_transport(settings, engine)
     try:
         yield engine, transport
     finally:
         await transport.close()
         await engine.dispose()
-
-
-def queue_depth(transport: Transport) -> DepthProbe | None:
-    """What ``/metrics`` reports of the queue: SQS's own counts, or nothing for the database
-    transport (a single machine's queue: ``status`` counts its runs)."""
-    return transport.depth if isinstance(transport, SqsTransport) else None
 
 
 def readiness(engine: AsyncEngine, transport: Transport):  # type: ignore[no-untyped-def]
@@ -104,7 +108,7 @@ async def run_dispatcher(settings: Settings, *, once: bool) -> int:
         if once:
             return 0 if await dispatcher.run_once() else 1
         stop = stop_on_signals()
-        app = health_app(dispatcher.heartbeat, readiness(engine, transport), queue_depth(transport))
+        app = health_app(dispatcher.heartbeat, readiness(engine, transport), transport.depth)
         freeze_startup_heap()
         await asyncio.gather(
             dispatcher.run_forever(stop),
@@ -125,13 +129,14 @@ def build_executor(
         max_connections=settings.scheduler_executor_concurrency,
     )
     policy = ExecutionPolicy(
-        signing_key=signing_key(settings),
+        signing_key=settings.signing_key_bytes,
         require_signature=settings.require_signature,
         max_attempts=settings.scheduler_max_attempts,
         retry_base=settings.scheduler_retry_base_seconds,
         retry_max=settings.scheduler_retry_max_seconds,
         visibility_timeout=settings.scheduler_visibility_timeout_seconds,
         handoff_seconds=settings.scheduler_handoff_seconds,
+        max_delay_seconds=transport.max_delay_seconds,
     )
     executor = Executor(
         transport,
@@ -148,13 +153,13 @@ def build_executor(
 async def run_executor(settings: Settings) -> int:
     # Two one-statement checkouts per run (claim, record): a ping before each would be a third
     # of the executor's database round trips. A connection found dead fails one statement,
-    # which the executor runs once more on a fresh one (executor/database.py). No overflow:
+    # which the executor runs once more on a fresh one (db/engine.py). No overflow:
     # with more calls in flight than connections, overflow connections were opened and closed
     # (a PostgreSQL backend forked) every few runs; waiting a moment for a pooled one is cheaper.
     async with opened(settings, pre_ping=False, overflow=0) as (engine, transport):
         executor, keeperhub = build_executor(settings, engine, transport)
         stop = stop_on_signals()
-        app = health_app(executor.heartbeat, readiness(engine, transport), queue_depth(transport))
+        app = health_app(executor.heartbeat, readiness(engine, transport), transport.depth)
         freeze_startup_heap()
         try:
             await asyncio.gather(

@@ -15,7 +15,7 @@ from typer.testing import CliRunner, Result
 
 from keeperhub_scheduler.api import create_app
 from keeperhub_scheduler.cli import app
-from keeperhub_scheduler.telemetry.health import EmbeddedServer
+from keeperhub_scheduler.processes import EmbeddedServer
 from tests.management.world import TOKEN, settings_for
 from tests.support.standin import free_port
 

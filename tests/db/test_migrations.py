@@ -166,3 +166,39 @@ def test_one_schedule_per_workflow_is_kept(keeperhub_database: str) -> None:
             "INSERT INTO workflow_schedules (id, workflow_id, cron_expression)"
             " VALUES ('s9', 'wf1', '* * * * *')"
         )
+
+
+def test_the_run_vocabulary_writes_the_constraints_and_indexes_the_migration_creates(
+    empty_database_url: str, pg_admin_url: str
+) -> None:
+    """``db.tables`` builds its CHECK constraints and partial indexes from ``runs``' enums; the
+    migration spells them out. Both must give PostgreSQL the same definitions."""
+    from sqlalchemy import create_engine
+
+    from keeperhub_scheduler.db.engine import sqlalchemy_url
+    from keeperhub_scheduler.db.tables import metadata
+    from tests.support import postgres
+
+    upgrade(empty_database_url)
+    with postgres.throwaway_database("tables") as from_tables:
+        engine = create_engine(sqlalchemy_url(from_tables, driver="sync"))
+        with engine.begin() as connection:
+            metadata.create_all(connection)
+        engine.dispose()
+        assert _definitions(from_tables) == _definitions(empty_database_url)
+    assert any("'dead'" in text for text in _definitions(empty_database_url))
+
+
+def _definitions(url: str) -> set[str]:
+    """Every CHECK constraint and partial index on our two tables, as PostgreSQL renders it."""
+    with psycopg.connect(url) as connection:
+        checks = connection.execute(
+            "SELECT conrelid::regclass || ' ' || conname || ' ' || pg_get_constraintdef(oid)"
+            " FROM pg_constraint WHERE contype = 'c'"
+            " AND conrelid::regclass::text IN ('workflow_schedules', 'schedule_runs')"
+        ).fetchall()
+        indexes = connection.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexdef LIKE '%WHERE%'"
+            " AND tablename IN ('workflow_schedules', 'schedule_runs')"
+        ).fetchall()
+    return {row[0] for row in checks + indexes}

@@ -23,8 +23,9 @@ from psycopg.rows import dict_row
 from keeperhub_scheduler.config import Settings, load_settings
 from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.dispatcher import Dispatcher
+from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.timing import Timing, next_due
-from keeperhub_scheduler.transport.messages import RunMessage, decode
+from keeperhub_scheduler.transport.messages import decode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.support import sqs
 
@@ -223,7 +224,7 @@ async def run_for(dispatcher: Dispatcher, seconds: float) -> None:
 # --- the queue ------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class Received:
-    message: RunMessage
+    message: RunRef
     body: dict[str, Any]
 
 
@@ -246,12 +247,13 @@ def decoded(raw: list[dict[str, Any]]) -> list[Received]:
             name: value["StringValue"] for name, value in message["MessageAttributes"].items()
         }
         run = decode(message["Body"], attributes, SIGNING_KEY.encode(), require_signature=True)
+        assert isinstance(run, RunRef), run  # ours always name their run
         received.append(Received(run, json.loads(message["Body"])))
     return received
 
 
 def by_run_id(received: list[Received]) -> Counter[str]:
-    return Counter(item.message.run_id or "" for item in received)
+    return Counter(item.message.run_id for item in received)
 
 
 def assert_one_message_per_run(received: list[Received], runs: list[dict[str, Any]]) -> None:
@@ -262,10 +264,10 @@ def assert_one_message_per_run(received: list[Received], runs: list[dict[str, An
     sent = {run["id"]: run for run in runs if run["status"] != "skipped"}
     assert set(counts) == set(sent)
     for item in received:
-        run = sent[item.message.run_id or ""]
+        run = sent[item.message.run_id]
         assert item.message.schedule_id == run["schedule_id"]
         assert item.message.workflow_id == run["workflow_id"]
-        assert item.message.trigger_time == run["scheduled_for"]
+        assert item.message.scheduled_for == run["scheduled_for"]
 
 
 @contextlib.contextmanager

@@ -125,7 +125,7 @@ async def test_once_twice_in_the_same_minute_sends_nothing_twice(
 
 
 def assert_no_occurrence_twice(received: list[Received]) -> None:
-    occurrences = [(item.message.schedule_id, item.message.trigger_time) for item in received]
+    occurrences = [(item.message.schedule_id, item.message.scheduled_for) for item in received]
     assert len(occurrences) == len(set(occurrences))
 
 

@@ -15,10 +15,10 @@ import pytest
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import create_engine
-from keeperhub_scheduler.executor.claim import ClaimedRun, Claims, Refusal, Skipped
-from keeperhub_scheduler.executor.record import Records
-from keeperhub_scheduler.transport.messages import RunMessage
+from keeperhub_scheduler.db.store import Refusal, Skipped
+from keeperhub_scheduler.runs import ClaimedRun, RunRef
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row, set_run
 
 LEASE = timedelta(seconds=30)
@@ -39,23 +39,26 @@ def statements(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "before_cursor_execute", before)
 
 
-async def message(engine: AsyncEngine, schedule: Schedule, run_id: str) -> RunMessage:
+async def message(engine: AsyncEngine, schedule: Schedule, run_id: str) -> RunRef:
     row = await run_row(engine, run_id)
-    return RunMessage(schedule.workflow_id, schedule.id, row["scheduled_for"], run_id)
+    return RunRef(
+        run_id=run_id,
+        workflow_id=schedule.workflow_id,
+        schedule_id=schedule.id,
+        scheduled_for=row["scheduled_for"],
+    )
 
 
 async def test_the_claims_of_one_receive_go_out_as_one_statement(engine: AsyncEngine) -> None:
     schedule = await add_schedule(engine)
     run_ids = await add_runs(engine, schedule, 10, status="enqueued")
     messages = [await message(engine, schedule, run_id) for run_id in run_ids]
-    claims = Claims(engine, LEASE)
+    claims = store_for(engine)
 
     with statements(engine) as seen:
-        results = await asyncio.gather(
-            *(claims.claim(m, run_id) for m, run_id in zip(messages, run_ids, strict=True))
-        )
+        results = await asyncio.gather(*(claims.claim(m, LEASE) for m in messages))
 
-    assert [(type(r), r.id, r.attempt) for r in results] == [  # type: ignore[union-attr]
+    assert [(type(r), r.run_id, r.attempt) for r in results] == [  # type: ignore[union-attr]
         (ClaimedRun, run_id, 1) for run_id in run_ids
     ]
     assert len([s for s in seen if s.startswith("UPDATE schedule_runs")]) == 1
@@ -75,29 +78,39 @@ async def test_a_batch_answers_each_delivery_as_a_claim_of_its_own_would(
     [careful] = await add_runs(engine, overlapping, status="enqueued")
     [off] = await add_runs(engine, switched_off, status="enqueued")
     fresh_message = await message(engine, plain, fresh)
-    stray = RunMessage("wf_other", plain.id, fresh_message.trigger_time, fresh)
+    stray = RunRef(
+        run_id=fresh,
+        workflow_id="wf_other",
+        schedule_id=plain.id,
+        scheduled_for=fresh_message.scheduled_for,
+    )
     deliveries = [
-        (fresh_message, fresh),
-        (fresh_message, fresh),  # the same message delivered twice in one receive
-        (stray, fresh),  # names another workflow than its run
-        (await message(engine, plain, finished), finished),
-        (await message(engine, overlapping, careful), careful),  # overlap "skip": slow path
-        (await message(engine, switched_off, off), off),
-        (RunMessage(plain.workflow_id, plain.id, fresh_message.trigger_time, "gone"), "gone"),
+        fresh_message,
+        fresh_message,  # the same message delivered twice in one receive
+        stray,  # names another workflow than its run
+        await message(engine, plain, finished),
+        await message(engine, overlapping, careful),  # overlap "skip": slow path
+        await message(engine, switched_off, off),
+        RunRef(
+            run_id="gone",
+            workflow_id=plain.workflow_id,
+            schedule_id=plain.id,
+            scheduled_for=fresh_message.scheduled_for,
+        ),
     ]
-    claims = Claims(engine, LEASE)
+    claims = store_for(engine)
 
-    results = await asyncio.gather(*(claims.claim(m, run_id) for m, run_id in deliveries))
+    results = await asyncio.gather(*(claims.claim(m, LEASE) for m in deliveries))
 
     taken, copy, mismatch, done, slow, skipped, gone = results
     assert isinstance(taken, ClaimedRun)
-    assert taken.id == fresh
+    assert taken.run_id == fresh
     assert isinstance(copy, Refusal)
     assert (copy.status, copy.wait_seconds > 20) == ("running", True)
     assert mismatch == Refusal("mismatch")
     assert done == Refusal("succeeded")
     assert isinstance(slow, ClaimedRun)
-    assert slow.id == careful
+    assert slow.run_id == careful
     assert isinstance(skipped, Skipped)
     assert skipped.reason == "schedule_disabled"
     assert gone == Refusal(None)
@@ -108,11 +121,9 @@ async def test_a_batch_answers_each_delivery_as_a_claim_of_its_own_would(
 async def claim_all(
     engine: AsyncEngine, schedule: Schedule, run_ids: list[str]
 ) -> list[ClaimedRun]:
-    claims = Claims(engine, LEASE)
+    claims = store_for(engine)
     messages = [await message(engine, schedule, run_id) for run_id in run_ids]
-    results = await asyncio.gather(
-        *(claims.claim(m, run_id) for m, run_id in zip(messages, run_ids, strict=True))
-    )
+    results = await asyncio.gather(*(claims.claim(m, LEASE) for m in messages))
     assert all(isinstance(result, ClaimedRun) for result in results)
     return results  # type: ignore[return-value]
 
@@ -128,22 +139,23 @@ async def test_final_outcomes_of_one_batch_count_every_run_and_report_the_latest
         engine, second, await add_runs(engine, second, 3, status="enqueued")
     )
     stale = first_runs[0]
-    await set_run(engine, stale.id, attempts=2)  # taken over by another executor since
+    await set_run(engine, stale.run_id, attempts=2)  # taken over by another executor since
     latest = first_runs[-1]
-    outcomes = {run.id: ("succeeded", 200, None) for run in first_runs + second_runs}
-    outcomes[latest.id] = ("failed", 422, "HTTP 422: bad input")
-    records = Records(engine)
+    outcomes = {run.run_id: ("succeeded", 200, None) for run in first_runs + second_runs}
+    outcomes[latest.run_id] = ("failed", 422, "HTTP 422: bad input")
+    records = store_for(engine)
     runs = first_runs + second_runs
     random.shuffle(runs)
 
     with statements(engine) as seen:
         written = await asyncio.gather(
-            *(records.record(run, status=outcomes[run.id][0], http_status=outcomes[run.id][1],
-                             error=outcomes[run.id][2]) for run in runs)
+            *(records.record(run, status=outcomes[run.run_id][0],
+                             http_status=outcomes[run.run_id][1], error=outcomes[run.run_id][2])
+              for run in runs)
         )  # fmt: skip
 
-    assert dict(zip([run.id for run in runs], written, strict=True)) == {
-        run.id: run is not stale for run in runs
+    assert dict(zip([run.run_id for run in runs], written, strict=True)) == {
+        run.run_id: run is not stale for run in runs
     }
     assert len([s for s in seen if "UPDATE schedule_runs" in s]) == 1
     row = await schedule_row(engine, first.id)
@@ -152,7 +164,7 @@ async def test_final_outcomes_of_one_batch_count_every_run_and_report_the_latest
     )  # fmt: skip
     assert row["last_status_for"] == latest.scheduled_for
     assert (await schedule_row(engine, second.id))["run_count"] == "3"
-    assert (await run_row(engine, stale.id))["status"] == "running"
+    assert (await run_row(engine, stale.run_id))["status"] == "running"
 
 
 async def test_two_executors_finishing_runs_of_the_same_schedules_lose_no_count(
@@ -168,7 +180,7 @@ async def test_two_executors_finishing_runs_of_the_same_schedules_lose_no_count(
         )
     random.shuffle(runs)
     other_engine = create_engine(database_url)
-    executors = [Records(engine), Records(other_engine)]
+    executors = [store_for(engine), store_for(other_engine)]
     caplog.set_level(logging.WARNING, logger="keeperhub_scheduler.executor")
 
     try:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.dev.standin import Scripted
-from keeperhub_scheduler.executor.claim import RETRY_TOLERANCE
+from keeperhub_scheduler.runs import RETRY_TOLERANCE
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.conftest import StandIn
 from tests.executor.world import (

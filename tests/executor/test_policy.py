@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from keeperhub_scheduler.executor.handle import MAX_DELAY_SECONDS, ExecutionPolicy
+from keeperhub_scheduler.executor.handle import ExecutionPolicy
+from keeperhub_scheduler.transport.database import DatabaseTransport
+from keeperhub_scheduler.transport.sqs import MAX_VISIBILITY_SECONDS, SqsTransport
 
 
 @pytest.mark.parametrize("visibility", [5, 6, 10, 30, 60, 300, 43_200])
@@ -47,5 +49,13 @@ def test_backoff_never_waits_less_than_retry_after(retry_after: float) -> None:
 
 
 def test_backoff_stays_within_what_sqs_can_hide_a_message_for() -> None:
-    policy = ExecutionPolicy(None, require_signature=False)
-    assert policy.backoff(1, 10 * 86_400.0) == MAX_DELAY_SECONDS
+    assert SqsTransport.max_delay_seconds == MAX_VISIBILITY_SECONDS == 12 * 3600
+    policy = ExecutionPolicy(
+        None, require_signature=False, max_delay_seconds=SqsTransport.max_delay_seconds
+    )
+    assert policy.backoff(1, 10 * 86_400.0) == MAX_VISIBILITY_SECONDS
+    # The default, and the database transport's, are the same ceiling: both modes retry alike.
+    default = ExecutionPolicy(None, require_signature=False)
+    assert (
+        default.max_delay_seconds == DatabaseTransport.max_delay_seconds == MAX_VISIBILITY_SECONDS
+    )

@@ -10,9 +10,8 @@ from datetime import timedelta
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.executor.claim import ClaimedRun, Claims
-from keeperhub_scheduler.executor.record import Records, extend_lease
-from keeperhub_scheduler.transport.messages import RunMessage
+from keeperhub_scheduler.db import store_for
+from keeperhub_scheduler.runs import ClaimedRun, RunRef
 from tests.executor.world import Schedule, add_runs, add_schedule, run_row, schedule_row
 
 LEASE = timedelta(seconds=30)
@@ -22,8 +21,13 @@ async def claimed(
     engine: AsyncEngine, schedule: Schedule, run_id: str, lease: timedelta = LEASE
 ) -> ClaimedRun:
     row = await run_row(engine, run_id)
-    message = RunMessage(schedule.workflow_id, schedule.id, row["scheduled_for"], run_id)
-    claimed_run = await Claims(engine, lease).claim(message, run_id)
+    message = RunRef(
+        run_id=run_id,
+        workflow_id=schedule.workflow_id,
+        schedule_id=schedule.id,
+        scheduled_for=row["scheduled_for"],
+    )
+    claimed_run = await store_for(engine).claim(message, lease)
     assert isinstance(claimed_run, ClaimedRun), claimed_run
     return claimed_run
 
@@ -38,8 +42,8 @@ async def test_an_executor_whose_run_was_taken_over_cannot_overwrite_the_outcome
     current = await claimed(engine, schedule, run_id)
     assert (stale.attempt, current.attempt) == (1, 2)
 
-    assert await Records(engine).record(current, status="succeeded", http_status=200, error=None)
-    late = await Records(engine).record(stale, status="failed", http_status=500, error="late")
+    assert await store_for(engine).record(current, status="succeeded", http_status=200, error=None)
+    late = await store_for(engine).record(stale, status="failed", http_status=500, error="late")
     assert late is False
 
     run = await run_row(engine, run_id)
@@ -63,9 +67,9 @@ async def test_a_stale_executor_cannot_extend_a_lease_that_is_no_longer_its_own(
     current = await claimed(engine, schedule, run_id)
     before = (await run_row(engine, run_id))["lease_until"]
 
-    assert await extend_lease(engine, stale, timedelta(hours=1)) is False
+    assert await store_for(engine).extend_lease(stale, timedelta(hours=1)) is False
     assert (await run_row(engine, run_id))["lease_until"] == before
-    assert await extend_lease(engine, current, timedelta(hours=1)) is True
+    assert await store_for(engine).extend_lease(current, timedelta(hours=1)) is True
 
 
 @pytest.mark.parametrize(
@@ -86,10 +90,10 @@ async def test_concurrent_outcomes_of_one_schedule_lose_no_count_and_report_the_
 
     async def finish(run: ClaimedRun) -> bool:
         if run is latest:
-            return await Records(engine).record(
+            return await store_for(engine).record(
                 run, status="failed", http_status=422, error="HTTP 422: bad input"
             )
-        return await Records(engine).record(run, status="succeeded", http_status=200, error=None)
+        return await store_for(engine).record(run, status="succeeded", http_status=200, error=None)
 
     results = await asyncio.gather(*(finish(run) for run in claims))
 
@@ -107,7 +111,7 @@ async def test_a_retry_is_recorded_on_the_run_only(engine: AsyncEngine) -> None:
     [run_id] = await add_runs(engine, schedule, status="enqueued")
     claim = await claimed(engine, schedule, run_id)
 
-    assert await Records(engine).record(
+    assert await store_for(engine).record(
         claim, status="retrying", http_status=503, error="HTTP 503: busy", retry_in=30
     )
 

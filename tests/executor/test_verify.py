@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.tables import schedule_runs
-from keeperhub_scheduler.transport.messages import RunMessage, encode, sign
+from keeperhub_scheduler.runs import RunRef
+from keeperhub_scheduler.transport.messages import LegacyMessage, encode, sign
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.executor.conftest import StandIn
 from tests.executor.world import (
@@ -30,8 +31,19 @@ from tests.executor.world import (
 from tests.support.sqs import queue_counts, receive_all
 
 
-def run_message(schedule: Schedule, run_id: str | None) -> RunMessage:
-    return RunMessage(schedule.workflow_id, schedule.id, FIRST_OCCURRENCE, run_id)
+def run_message(schedule: Schedule, run_id: str) -> RunRef:
+    return RunRef(
+        run_id=run_id,
+        workflow_id=schedule.workflow_id,
+        schedule_id=schedule.id,
+        scheduled_for=FIRST_OCCURRENCE,
+    )
+
+
+def legacy_message(workflow_id: str, schedule_id: str) -> LegacyMessage:
+    return LegacyMessage(
+        workflow_id=workflow_id, schedule_id=schedule_id, scheduled_for=FIRST_OCCURRENCE
+    )
 
 
 def signed(body: str) -> dict[str, str]:
@@ -64,7 +76,12 @@ def unsigned(schedule: Schedule, run_id: str) -> tuple[str, dict[str, str]]:
 
 
 def other_workflow(schedule: Schedule, run_id: str) -> tuple[str, dict[str, str]]:
-    message = RunMessage("wf_someone_else", schedule.id, FIRST_OCCURRENCE, run_id)
+    message = RunRef(
+        run_id=run_id,
+        workflow_id="wf_someone_else",
+        schedule_id=schedule.id,
+        scheduled_for=FIRST_OCCURRENCE,
+    )
     return encode(message, SIGNING_KEY)
 
 
@@ -118,7 +135,7 @@ async def test_an_original_format_message_runs_once_as_the_run_of_its_occurrence
     """The original dispatcher sent no runId and no signature: accepted while signatures are not
     required (a migration), mapped to (scheduleId, triggerTime), and its redelivery is a no-op."""
     schedule = await add_schedule(engine)
-    legacy = RunMessage(schedule.workflow_id, schedule.id, FIRST_OCCURRENCE, None)
+    legacy = legacy_message(schedule.workflow_id, schedule.id)
     body, attributes = encode(legacy, None)
     assert "runId" not in json.loads(body)
     await send_raw(transport, body, attributes)
@@ -155,9 +172,7 @@ async def test_an_original_format_message_maps_to_the_run_the_dispatcher_already
     schedule = await add_schedule(engine)
     [run_id] = await add_runs(engine, schedule, status="enqueued")
     await add_runs(engine, schedule, status="enqueued", first=FIRST_OCCURRENCE + timedelta(hours=1))
-    body, attributes = encode(
-        RunMessage(schedule.workflow_id, schedule.id, FIRST_OCCURRENCE, None), None
-    )
+    body, attributes = encode(legacy_message(schedule.workflow_id, schedule.id), None)
     await send_raw(transport, body, attributes)
 
     async with running_executor(
@@ -179,7 +194,7 @@ async def test_an_original_format_message_for_a_deleted_schedule_is_dropped(
     transport: SqsTransport,
     standin: StandIn,
 ) -> None:
-    body, attributes = encode(RunMessage("wf_gone", "sched_gone", FIRST_OCCURRENCE, None), None)
+    body, attributes = encode(legacy_message("wf_gone", "sched_gone"), None)
     await send_raw(transport, body, attributes)
 
     async with running_executor(

@@ -15,17 +15,13 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.config import load_settings
-from keeperhub_scheduler.db.tables import (
-    FINISHED_STATUSES,
-    schedule_runs,
-    workflow_schedules,
-    workflows,
-)
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.executor.worker import Executor
-from keeperhub_scheduler.ids import new_run_id, new_schedule_id
+from keeperhub_scheduler.management.service import new_schedule_id
 from keeperhub_scheduler.processes import build_executor, opened
+from keeperhub_scheduler.runs import FINISHED, RunRef, new_run_id
 from keeperhub_scheduler.transport.base import OutgoingMessage, Transport
-from keeperhub_scheduler.transport.messages import RunMessage, encode
+from keeperhub_scheduler.transport.messages import encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support.sqs import queue_counts
 
@@ -112,8 +108,13 @@ async def relay(engine: AsyncEngine, transport: Transport) -> int:
         ).all()
     outgoing = []
     for row in pending:
-        message = RunMessage(row.workflow_id, row.schedule_id, row.scheduled_for, row.id)
-        body, attributes = encode(message, SIGNING_KEY)
+        run = RunRef(
+            run_id=row.id,
+            workflow_id=row.workflow_id,
+            schedule_id=row.schedule_id,
+            scheduled_for=row.scheduled_for,
+        )
+        body, attributes = encode(run, SIGNING_KEY)
         outgoing.append(OutgoingMessage(row.id, body, attributes))
     sent = await transport.send(outgoing)
     assert sent == {message.run_id for message in outgoing}
@@ -136,8 +137,13 @@ async def send_run(
 ) -> None:
     """Another message for an existing run (a duplicate, or a redelivery after a purge)."""
     row = await run_row(engine, run_id)
-    message = RunMessage(row["workflow_id"], row["schedule_id"], row["scheduled_for"], run_id)
-    body, attributes = encode(message, signing_key)
+    run = RunRef(
+        run_id=run_id,
+        workflow_id=row["workflow_id"],
+        schedule_id=row["schedule_id"],
+        scheduled_for=row["scheduled_for"],
+    )
+    body, attributes = encode(run, signing_key)
     await send_raw(transport, body, attributes)
 
 
@@ -161,7 +167,7 @@ async def set_run(engine: AsyncEngine, run_id: str, **values: Any) -> None:
 async def wait_for_runs(
     engine: AsyncEngine,
     run_ids: Iterable[str],
-    statuses: Iterable[str] = FINISHED_STATUSES,
+    statuses: Iterable[str] = FINISHED,
     timeout: float = 60.0,
 ) -> dict[str, dict[str, Any]]:
     """Poll until every run has one of ``statuses``; fail with their states if it takes longer."""

@@ -23,7 +23,7 @@ from keeperhub_scheduler.config import Settings, load_settings
 from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
-from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.runs import new_run_id
 
 TOKEN = "test-token-0123456789"
 R = schedule_runs

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from keeperhub_scheduler.dev.standin import StandInState, standin_app
-from keeperhub_scheduler.telemetry.health import EmbeddedServer
+from keeperhub_scheduler.processes import EmbeddedServer
 
 
 def free_port() -> int:

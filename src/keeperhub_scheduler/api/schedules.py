@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Query, Response, status
+from fastapi import APIRouter, Query, status
 
 from keeperhub_scheduler import management
+from keeperhub_scheduler.api.crud import Item, add_item_routes
 from keeperhub_scheduler.api.deps import EngineDep, ScheduleId
 from keeperhub_scheduler.api.errors import responses
 from keeperhub_scheduler.management.models import (
@@ -46,30 +47,23 @@ async def create_schedule(engine: EngineDep, spec: ScheduleCreate) -> ScheduleDe
     return await management.create_schedule(engine, spec)
 
 
-@router.get("/{schedule_id}", response_model=ScheduleDetail, responses=responses(404, 422))
-async def get_schedule(engine: EngineDep, schedule_id: ScheduleId) -> ScheduleDetail:
-    """The schedule with its description, next 5 fire times and last 5 runs."""
-    return await management.get_schedule(engine, schedule_id)
-
-
-@router.patch("/{schedule_id}", response_model=ScheduleDetail, responses=responses(404, 422))
-async def update_schedule(
-    engine: EngineDep, schedule_id: ScheduleId, patch: ScheduleUpdate
-) -> ScheduleDetail:
-    """Change some fields; a new timing applies from now on (nothing before it fires)."""
-    return await management.update_schedule(engine, schedule_id, patch)
-
-
-@router.delete(
-    "/{schedule_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=responses(404, 422),
+add_item_routes(
+    router,
+    Item(
+        noun="schedule",
+        id_type=ScheduleId,
+        model=ScheduleDetail,
+        patch_model=ScheduleUpdate,
+        get=management.get_schedule,
+        update=management.update_schedule,
+        delete=management.delete_schedule,
+    ),
+    {
+        "get": "The schedule with its description, next 5 fire times and last 5 runs.",
+        "update": "Change some fields; a new timing applies from now on (nothing before it fires).",
+        "delete": "Delete the schedule and its run history.",
+    },
 )
-async def delete_schedule(engine: EngineDep, schedule_id: ScheduleId) -> Response:
-    """Delete the schedule and its run history."""
-    await management.delete_schedule(engine, schedule_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{schedule_id}/pause", response_model=ScheduleDetail, responses=responses(404, 422))

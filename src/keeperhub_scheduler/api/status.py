@@ -16,7 +16,8 @@ router = APIRouter(tags=["status"])
 async def status(engine: EngineDep, settings: SettingsDep) -> Status:
     """Runs by status, the oldest pending run, dispatch lag (p50/p99 over 5 minutes), failures
     in the last hour, schedules, and the queue's depth when an SQS queue is configured."""
-    return await management.scheduler_status(engine, management.sqs_depth_probe(settings))
+    probe = management.queue_depth_probe(settings, engine)
+    return await management.scheduler_status(engine, probe)
 
 
 @router.post("/preview", response_model=Preview, responses=responses(422))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, status
 
 from keeperhub_scheduler import management
+from keeperhub_scheduler.api.crud import Item, add_item_routes
 from keeperhub_scheduler.api.deps import EngineDep, WorkflowId
 from keeperhub_scheduler.api.errors import responses
 from keeperhub_scheduler.management.models import (
@@ -38,26 +39,20 @@ async def create_workflow(engine: EngineDep, spec: WorkflowCreate) -> Workflow:
     return await management.create_workflow(engine, spec)
 
 
-@router.get("/{workflow_id}", response_model=Workflow, responses=responses(404, 422))
-async def get_workflow(engine: EngineDep, workflow_id: WorkflowId) -> Workflow:
-    return await management.get_workflow(engine, workflow_id)
-
-
-@router.patch("/{workflow_id}", response_model=Workflow, responses=responses(404, 422))
-async def update_workflow(
-    engine: EngineDep, workflow_id: WorkflowId, patch: WorkflowUpdate
-) -> Workflow:
-    """Rename, enable or disable (a disabled workflow's occurrences are skipped)."""
-    return await management.update_workflow(engine, workflow_id, patch)
-
-
-@router.delete(
-    "/{workflow_id}",
-    status_code=status.HTTP_204_NO_CONTENT,
-    response_class=Response,
-    responses=responses(404, 422),
+add_item_routes(
+    router,
+    Item(
+        noun="workflow",
+        id_type=WorkflowId,
+        model=Workflow,
+        patch_model=WorkflowUpdate,
+        get=management.get_workflow,
+        update=management.update_workflow,
+        delete=management.delete_workflow,
+    ),
+    {
+        "get": None,
+        "update": "Rename, enable or disable (a disabled workflow's occurrences are skipped).",
+        "delete": "Delete the workflow; its schedule and runs go with it.",
+    },
 )
-async def delete_workflow(engine: EngineDep, workflow_id: WorkflowId) -> Response:
-    """Delete the workflow; its schedule and runs go with it."""
-    await management.delete_workflow(engine, workflow_id)
-    return Response(status_code=status.HTTP_204_NO_CONTENT)

@@ -71,16 +71,10 @@ def executor() -> None:
 @queue_app.command("setup")
 def queue_setup() -> None:
     """Create the queue and its DLQ with a redrive policy and the visibility timeout."""
-    from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
+    from keeperhub_scheduler.transport import set_up_queues
 
     settings = settings_and_logging()
-    urls = asyncio.run(
-        setup_queues(
-            QueueEndpoint.from_settings(settings),
-            visibility_timeout=settings.scheduler_visibility_timeout_seconds,
-            max_receive_count=settings.scheduler_max_receive_count,
-        )
-    )
+    urls = asyncio.run(set_up_queues(settings))
     typer.echo(json.dumps(urls, indent=2))
 
 

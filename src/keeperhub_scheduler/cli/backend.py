@@ -123,7 +123,7 @@ class DatabaseBackend:
         return _json(await management.get_run(self.engine, run_id))
 
     async def status(self) -> Json:
-        probe = management.sqs_depth_probe(self.settings)
+        probe = management.queue_depth_probe(self.settings, self.engine)
         return _json(await management.scheduler_status(self.engine, probe))
 
     async def create_workflow(self, spec: WorkflowCreate) -> Json:

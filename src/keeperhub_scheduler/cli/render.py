@@ -15,18 +15,20 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from keeperhub_scheduler.runs import RunStatus
+
 Json = dict[str, Any]
 PIPE_WIDTH = 160
 
-STATUS_STYLE = {
-    "pending": "cyan",
-    "enqueued": "cyan",
-    "running": "blue",
-    "retrying": "yellow",
-    "succeeded": "green",
-    "failed": "red",
-    "dead": "bold red",
-    "skipped": "dim",
+STATUS_STYLE: dict[str, str] = {
+    RunStatus.PENDING: "cyan",
+    RunStatus.ENQUEUED: "cyan",
+    RunStatus.RUNNING: "blue",
+    RunStatus.RETRYING: "yellow",
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.DEAD: "bold red",
+    RunStatus.SKIPPED: "dim",
 }
 
 

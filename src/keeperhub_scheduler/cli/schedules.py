@@ -34,6 +34,7 @@ from keeperhub_scheduler.management.models import (
     ScheduleUpdate,
     TriggerRequest,
 )
+from keeperhub_scheduler.runs import MisfirePolicy, OverlapPolicy
 
 schedules_app = typer.Typer(help="Create, inspect and control schedules.", no_args_is_help=True)
 
@@ -83,10 +84,12 @@ def create_command(
     anchor_at: InstantText = None,
     timezone: Annotated[str, typer.Option("--timezone", "-z", help="IANA time zone.")] = "UTC",
     disabled: Annotated[bool, typer.Option("--disabled", help="Create it disabled.")] = False,
-    misfire_policy: Annotated[str, typer.Option(help="fire_once, fire_all or skip.")] = "fire_once",
+    misfire_policy: Annotated[str, typer.Option(help="fire_once, fire_all or skip.")] = (
+        MisfirePolicy.FIRE_ONCE.value
+    ),
     catchup_window: Annotated[str, typer.Option(help="Late runs older are skipped.")] = "1d",
     max_catchup_runs: Annotated[int, typer.Option(help="For fire_all.")] = 100,
-    overlap_policy: Annotated[str, typer.Option(help="allow or skip.")] = "allow",
+    overlap_policy: Annotated[str, typer.Option(help="allow or skip.")] = OverlapPolicy.ALLOW.value,
     jitter: Annotated[str, typer.Option(help="Spread runs by up to this (<= 1h).")] = "0",
     start_at: InstantText = None,
     end_at: InstantText = None,

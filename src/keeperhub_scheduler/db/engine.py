@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 APPLICATION_NAME = "keeperhub-scheduler"
+T = TypeVar("T")
+# The executor's statements are the ones retried here; their lines log under its name.
+executor_log = logging.getLogger("keeperhub_scheduler.executor")
 
 # Our sessions set this custom setting, so the trigger on workflow_schedules can tell our writes
 # (which plan next_run_at themselves) from KeeperHub's (which must be re-planned). See migrations.
@@ -72,3 +78,21 @@ async def database_now(connection: AsyncConnection) -> datetime:
     value = (await connection.execute(text("SELECT now()"))).scalar_one()
     assert isinstance(value, datetime)
     return value.astimezone(UTC)
+
+
+async def once_more_if_disconnected(operation: Callable[[], Awaitable[T]]) -> T:
+    """Run ``operation`` again on a fresh connection when its connection had died.
+
+    The executor's connections are not pinged before use (each is one statement; a ping would add
+    a round trip to it), so one that died since its last use (a PostgreSQL restart, a failover)
+    fails the statement instead; the pool has discarded the dead ones by then. Every operation
+    passed here is safe to run twice: a claim that did commit finds the run under a live lease
+    the second time, and a record that did commit finds the run no longer running.
+    """
+    try:
+        return await operation()
+    except DBAPIError as error:
+        if not error.connection_invalidated:
+            raise
+        executor_log.warning("database connection was lost; running the statement once more")
+        return await operation()

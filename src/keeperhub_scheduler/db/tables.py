@@ -3,7 +3,9 @@
 ``workflows`` and ``workflow_schedules`` are KeeperHub's own tables (we add columns to the latter);
 ``schedule_runs`` is ours: one row per decided occurrence, which is at once the outbox the
 dispatcher relays from, the dedup key the executor claims on, and the history users read.
-The migrations in ``db/migrations`` create exactly this shape.
+The migrations in ``db/migrations`` create exactly this shape; the CHECK constraints and the partial
+indexes are written from the run vocabulary (``runs``), so a new status or policy is one line there
+(and a migration).
 """
 
 from __future__ import annotations
@@ -23,24 +25,17 @@ from sqlalchemy import (
 )
 
 from keeperhub_scheduler.db.types import JsonB, UTCDateTime
+from keeperhub_scheduler.runs import (
+    ACTIVE,
+    MisfirePolicy,
+    OverlapPolicy,
+    RunKind,
+    RunStatus,
+    sql_in,
+)
 
 metadata = MetaData()
-
-MISFIRE_POLICIES = ("fire_once", "fire_all", "skip")
-OVERLAP_POLICIES = ("allow", "skip")
-RUN_STATUSES = (
-    "pending",  # decided, not yet handed to the transport (the outbox)
-    "enqueued",  # handed to the transport
-    "running",  # claimed by an executor under a lease
-    "retrying",  # a retryable failure; another attempt is due at next_attempt_at
-    "succeeded",
-    "failed",  # a final failure (4xx), not retried
-    "skipped",  # decided not to run; skip_reason says why
-    "dead",  # retries exhausted; the message went to the dead-letter queue
-)
-FINISHED_STATUSES = ("succeeded", "failed", "skipped", "dead")
-IN_FLIGHT_STATUSES = ("running", "retrying")
-RUN_KINDS = ("schedule", "manual", "backfill")
+PENDING_ONLY = f"status = '{RunStatus.PENDING}'"
 
 workflows = Table(
     "workflows",
@@ -80,10 +75,12 @@ workflow_schedules = Table(
     Column("created_at", UTCDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
     Column("updated_at", UTCDateTime, nullable=False, server_default=text("CURRENT_TIMESTAMP")),
     # --- ours: policies ---
-    Column("misfire_policy", Text, nullable=False, server_default=text("'fire_once'")),
+    Column(
+        "misfire_policy", Text, nullable=False, server_default=text(f"'{MisfirePolicy.FIRE_ONCE}'")
+    ),
     Column("catchup_window_seconds", Integer, nullable=False, server_default=text("86400")),
     Column("max_catchup_runs", Integer, nullable=False, server_default=text("100")),
-    Column("overlap_policy", Text, nullable=False, server_default=text("'allow'")),
+    Column("overlap_policy", Text, nullable=False, server_default=text(f"'{OverlapPolicy.ALLOW}'")),
     Column("jitter_seconds", Integer, nullable=False, server_default=text("0")),
     Column("start_at", UTCDateTime),
     Column("end_at", UTCDateTime),
@@ -96,10 +93,8 @@ workflow_schedules = Table(
     Column("decided_through", UTCDateTime),  # occurrences at or before this are decided
     Column("plan_key", Text),  # the timing next_run_at was computed for; NULL = re-plan
     Column("last_status_for", UTCDateTime),  # scheduled_for of the run last_status describes
-    CheckConstraint(
-        "misfire_policy IN ('fire_once', 'fire_all', 'skip')", name="ck_schedules_misfire_policy"
-    ),
-    CheckConstraint("overlap_policy IN ('allow', 'skip')", name="ck_schedules_overlap_policy"),
+    CheckConstraint(sql_in("misfire_policy", MisfirePolicy), name="ck_schedules_misfire_policy"),
+    CheckConstraint(sql_in("overlap_policy", OverlapPolicy), name="ck_schedules_overlap_policy"),
     CheckConstraint("catchup_window_seconds >= 0", name="ck_schedules_catchup_window"),
     CheckConstraint("max_catchup_runs >= 1", name="ck_schedules_max_catchup_runs"),
     CheckConstraint("jitter_seconds >= 0", name="ck_schedules_jitter"),
@@ -127,7 +122,7 @@ schedule_runs = Table(
         nullable=False,
     ),
     Column("workflow_id", Text, nullable=False),
-    Column("kind", Text, nullable=False, server_default=text("'schedule'")),
+    Column("kind", Text, nullable=False, server_default=text(f"'{RunKind.SCHEDULE}'")),
     Column("scheduled_for", UTCDateTime, nullable=False),  # the occurrence, as the cron says
     Column("scheduled_until", UTCDateTime),  # a skip row may stand for a range of occurrences
     Column("occurrences", Integer),  # how many a skip range stands for; NULL: too many to count
@@ -147,26 +142,22 @@ schedule_runs = Table(
     Column("http_status", Integer),
     Column("error", Text),
     UniqueConstraint("schedule_id", "scheduled_for", name="uq_schedule_runs_occurrence"),
-    CheckConstraint(
-        "status IN ('pending', 'enqueued', 'running', 'retrying', 'succeeded', 'failed',"
-        " 'skipped', 'dead')",
-        name="ck_schedule_runs_status",
-    ),
-    CheckConstraint("kind IN ('schedule', 'manual', 'backfill')", name="ck_schedule_runs_kind"),
+    CheckConstraint(sql_in("status", RunStatus), name="ck_schedule_runs_status"),
+    CheckConstraint(sql_in("kind", RunKind), name="ck_schedule_runs_kind"),
     # The relay's outbox: pending runs only, oldest first.
     Index(
         "ix_schedule_runs_pending",
         "due_at",
-        postgresql_where=text("status = 'pending'"),
-        sqlite_where=text("status = 'pending'"),
+        postgresql_where=text(PENDING_ONLY),
+        sqlite_where=text(PENDING_ONLY),
     ),
     # Runs between the queue and a final status: overlap checks and the stale-run sweep.
     Index(
         "ix_schedule_runs_active",
         "schedule_id",
         "status",
-        postgresql_where=text("status IN ('enqueued', 'running', 'retrying')"),
-        sqlite_where=text("status IN ('enqueued', 'running', 'retrying')"),
+        postgresql_where=text(sql_in("status", ACTIVE)),
+        sqlite_where=text(sql_in("status", ACTIVE)),
     ),
     # Extending a skip range row (see dispatcher): found by its end, per schedule.
     Index(

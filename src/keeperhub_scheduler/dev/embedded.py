@@ -31,8 +31,7 @@ from keeperhub_scheduler.dev.standin import StandInState, standin_app
 from keeperhub_scheduler.dev.view import RunsView
 from keeperhub_scheduler.dispatcher import Dispatcher
 from keeperhub_scheduler.management.service import ScheduleService
-from keeperhub_scheduler.processes import build_executor, signing_key, stop_on_signals
-from keeperhub_scheduler.telemetry.health import EmbeddedServer
+from keeperhub_scheduler.processes import build_executor, serve, stop_on_signals
 from keeperhub_scheduler.transport.database import DatabaseTransport
 
 DEMO_WORKFLOW_ID = "demo-workflow"
@@ -81,7 +80,7 @@ async def run_dev(settings: Settings, options: DevOptions, console: Console) -> 
 
 
 async def _run_pipeline(settings: Settings, engine: AsyncEngine, stop: asyncio.Event) -> None:
-    transport = DatabaseTransport(engine, signing_key(settings))
+    transport = DatabaseTransport(engine, settings.signing_key_bytes)
     dispatcher = Dispatcher(engine, transport, settings)
     executor, keeperhub = build_executor(settings, engine, transport)
     try:
@@ -96,7 +95,7 @@ async def _serve_api(
     from keeperhub_scheduler.api import create_app
 
     app_settings = settings.model_copy(update={"scheduler_api_tokens": SecretStr(token)})
-    await _serve(create_app(app_settings, engine), host, port, stop)
+    await serve(create_app(app_settings, engine), host, port, stop)
 
 
 async def _serve_standin(
@@ -107,18 +106,7 @@ async def _serve_standin(
 ) -> None:
     key = settings.scheduler_service_api_key
     state = StandInState(service_key=key.get_secret_value() if key else None, on_call=on_call)
-    await _serve(standin_app(state), "127.0.0.1", port, stop)
-
-
-async def _serve(app: Any, host: str, port: int, stop: asyncio.Event) -> None:
-    import uvicorn
-
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    server = EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task
+    await serve(standin_app(state), "127.0.0.1", port, stop)
 
 
 async def create_demo_schedule(engine: AsyncEngine) -> None:

@@ -15,14 +15,15 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db.tables import schedule_runs
+from keeperhub_scheduler.runs import RunStatus
 
-STATUS_STYLE = {
-    "succeeded": "green",
-    "failed": "red",
-    "dead": "bold red",
-    "retrying": "yellow",
-    "running": "cyan",
-    "skipped": "dim",
+STATUS_STYLE: dict[str, str] = {
+    RunStatus.SUCCEEDED: "green",
+    RunStatus.FAILED: "red",
+    RunStatus.DEAD: "bold red",
+    RunStatus.RETRYING: "yellow",
+    RunStatus.RUNNING: "cyan",
+    RunStatus.SKIPPED: "dim",
 }
 ROWS = 12
 

@@ -1,44 +1,39 @@
-"""The dispatcher's claim: due schedules in, decided runs out, in one transaction.
+"""The dispatcher's claim: due schedules in, decided runs out, in one transaction per batch.
 
-``claim_batch`` locks up to ``batch_size`` due schedules with ``FOR UPDATE SKIP LOCKED`` (so any
-number of dispatchers share the work without waiting on each other), asks ``decide`` what each
-one's occurrences since the last decision are, inserts the runs (``ON CONFLICT DO NOTHING`` on
-(schedule_id, scheduled_for): the dedup key) and advances each schedule's ``next_run_at`` and
-``decided_through``. The caller commits; nothing is sent anywhere here. Given a lease, the new
-pending runs are inserted already leased to this dispatcher and returned, so that the caller can
-send them at once without asking the database for them again (see ``stream``).
+``claim_due`` claims batches until a short one. Each batch (``claim_batch``) locks up to its size
+of due schedules with ``FOR UPDATE SKIP LOCKED`` (so any number of dispatchers share the work
+without waiting on each other), asks ``decide`` what each one's occurrences since the last
+decision are, inserts the runs (``ON CONFLICT DO NOTHING`` on (schedule_id, scheduled_for): the
+dedup key) and advances each schedule's ``next_run_at`` and ``decided_through``; the statements
+are the run store's (``db.store``). Given a lease, the new pending runs are inserted already
+leased to this dispatcher and handed to the sender once the batch has committed, without asking
+the database for them again (see ``stream``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Select, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keeperhub_scheduler import cron
-from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
-from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, Skip, decide
-from keeperhub_scheduler.dispatcher.relay import PendingRun
-from keeperhub_scheduler.dispatcher.writes import advance_schedules, insert_runs
+from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.store import RunStore
+from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, decide
 from keeperhub_scheduler.errors import InvalidScheduleError
-from keeperhub_scheduler.ids import new_run_id
+from keeperhub_scheduler.runs import RunKind, RunRef, RunStatus, new_run_id
+from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.timing import Timing, cached_timing
 
+if TYPE_CHECKING:
+    from keeperhub_scheduler.dispatcher.stream import RelayStream
+
 log = logging.getLogger(__name__)
-
-S = workflow_schedules
-R = schedule_runs
-INVALID_PREFIX = "invalid schedule: "
-
-
-def parked_key(version: int = cron.ENGINE_VERSION) -> str:
-    """The plan_key of a row parked as invalid by an engine of ``version`` (see unpark.py)."""
-    return f"parked:engine-{version}"
 
 
 @dataclass
@@ -47,13 +42,110 @@ class ClaimResult:
     fired: int = 0
     skipped: Counter[str] = field(default_factory=Counter)
     invalid: int = 0
-    runs: list[PendingRun] = field(default_factory=list)  # inserted under our lease, to send
+    runs: list[RunRef] = field(default_factory=list)  # inserted under our lease, to send
 
     def add(self, other: ClaimResult) -> None:
         self.schedules += other.schedules
         self.fired += other.fired
         self.skipped.update(other.skipped)
         self.invalid += other.invalid
+
+
+@dataclass(frozen=True)
+class ClaimPlan:
+    """How a pass claims: batches growing to ``batch_size``, ``grace`` for lateness, and the
+    relay ``lease`` its new runs are inserted under."""
+
+    batch_size: int
+    grace: timedelta
+    lease: timedelta
+
+
+async def claim_due(
+    store: RunStore, plan: ClaimPlan, stream: RelayStream | None, done: asyncio.Event
+) -> ClaimResult:
+    """Claim batches until a short one; hand each batch's runs to ``stream`` once committed."""
+    # Small batches first, doubling up to the full size: the first runs are on their way after a
+    # fifth of the time a full batch takes, and each batch is claimed while the runs of the one
+    # before it (half its size) are being sent, so the senders never wait.
+    batch_size = max(1, plan.batch_size // 5)
+    total = ClaimResult()
+    try:
+        while True:
+            if stream is not None:
+                await stream.wait_for_room(batch_size)
+            sending = stream is not None and not stream.failed
+            began = time.monotonic()
+            async with store.engine.begin() as connection:
+                now = await database_now(connection)
+                lease_until = now + plan.lease if sending else None
+                batch = await claim_batch(
+                    store, connection, now, batch_size, plan.grace, lease_until
+                )
+            metrics.CLAIM_DURATION.observe(time.monotonic() - began)
+            total.add(batch)
+            if stream is not None and batch.runs:
+                await stream.put(batch.runs)
+            if batch.schedules < batch_size:
+                return total
+            batch_size = min(plan.batch_size, 2 * batch_size)
+    finally:
+        done.set()
+
+
+async def claim_batch(
+    store: RunStore,
+    connection: AsyncConnection,
+    now: datetime,
+    batch_size: int,
+    grace: timedelta,
+    lease_until: datetime | None = None,
+) -> ClaimResult:
+    """Decide up to ``batch_size`` due schedules; with ``lease_until``, return the runs to send.
+
+    Without a lease (a store that cannot tell which runs it inserted, or while the queue is
+    failing) the runs are left for the relay's ``lease_pending``.
+    """
+    if not store.knows_inserted:
+        lease_until = None
+    rows = await store.lock_due(connection, now, batch_size)
+    result = ClaimResult(schedules=len(rows))
+    run_values: list[dict[str, Any]] = []
+    schedule_values: list[dict[str, Any]] = []
+    for row in rows:
+        try:
+            timing = timing_of(row)
+        except InvalidScheduleError as error:
+            result.invalid += 1
+            log.warning(
+                "schedule has an invalid timing; parked until it is changed",
+                extra={"schedule_id": row.id, "error": str(error)},
+            )
+            # next_run_at becomes NULL, so it is not claimed again until it is changed (the
+            # trigger then makes it due, and it is read afresh) or an engine that can read it
+            # runs (unpark.py).
+            await store.park_invalid(connection, row.id, str(error), now)
+            continue
+        decision = decide(_state(row, timing, now), now, grace)
+        run_values += await _runs_of(store, connection, row, decision, now, lease_until)
+        schedule_values.append(_advance(row, timing, decision))
+        result.fired += len(decision.fires)
+        for skip in decision.skips:
+            result.skipped[skip.reason] += skip.count or 1
+    inserted = await store.insert_runs(connection, run_values)
+    await store.advance_schedules(connection, schedule_values)
+    if lease_until is not None:
+        result.runs = [
+            RunRef(
+                run_id=run["id"],
+                workflow_id=run["workflow_id"],
+                schedule_id=run["schedule_id"],
+                scheduled_for=run["scheduled_for"],
+            )
+            for run in run_values
+            if run["status"] == RunStatus.PENDING and run["id"] in inserted
+        ]
+    return result
 
 
 def timing_of(row: Any) -> Timing:
@@ -67,95 +159,6 @@ def timing_of(row: Any) -> Timing:
         row.end_at,
         row.id,
     )
-
-
-async def claim_batch(
-    connection: AsyncConnection,
-    now: datetime,
-    batch_size: int,
-    grace: timedelta,
-    lease_until: datetime | None = None,
-) -> ClaimResult:
-    """Decide up to ``batch_size`` due schedules; with ``lease_until``, return the runs to send.
-
-    Without a lease (SQLite, or while the queue is failing) the runs are left for
-    ``relay.lease_leftovers``.
-    """
-    if connection.dialect.name != "postgresql":
-        lease_until = None  # SQLite cannot say which rows an insert skipped
-    rows = await _lock_due(connection, now, batch_size)
-    result = ClaimResult(schedules=len(rows))
-    run_values: list[dict[str, Any]] = []
-    schedule_values: list[dict[str, Any]] = []
-    for row in rows:
-        try:
-            timing = timing_of(row)
-        except InvalidScheduleError as error:
-            result.invalid += 1
-            await _park_invalid(connection, row, error, now)
-            continue
-        decision = decide(_state(row, timing, now), now, grace)
-        run_values += await _runs_of(connection, row, decision, now, lease_until)
-        schedule_values.append(_advance(row, timing, decision))
-        result.fired += len(decision.fires)
-        for skip in decision.skips:
-            result.skipped[skip.reason] += skip.count or 1
-    inserted = await insert_runs(connection, run_values)
-    await advance_schedules(connection, schedule_values)
-    if lease_until is not None:
-        result.runs = [
-            PendingRun(run["id"], run["schedule_id"], run["workflow_id"], run["scheduled_for"])
-            for run in run_values
-            if run["status"] == "pending" and run["id"] in inserted
-        ]
-    return result
-
-
-# Only what deciding needs: a narrow row is cheaper to fetch and convert, batch after batch.
-_DUE_COLUMNS = (
-    S.c.id,
-    S.c.workflow_id,
-    S.c.cron_expression,
-    S.c.timezone,
-    S.c.interval_seconds,
-    S.c.anchor_at,
-    S.c.start_at,
-    S.c.end_at,
-    S.c.jitter_seconds,
-    S.c.misfire_policy,
-    S.c.catchup_window_seconds,
-    S.c.max_catchup_runs,
-    S.c.paused_at,
-    S.c.paused_until,
-    S.c.decided_through,
-    S.c.plan_key,
-    S.c.updated_at,
-)
-
-
-def due_statement(now: datetime, batch_size: int) -> Select[Any]:
-    """The claim's query: the earliest due schedules, by the due index, skipping locked ones.
-
-    The schedules are picked and locked in a subquery of their own, so the plan is a walk of
-    ``ix_workflow_schedules_due`` that stops after ``batch_size`` rows; each one's workflow is then
-    looked up by key. Written as a join, the planner may hash all of ``workflows`` instead.
-    """
-    due = (
-        select(*_DUE_COLUMNS)
-        .where(S.c.enabled, S.c.next_run_at <= now)
-        .order_by(S.c.next_run_at)
-        .limit(batch_size)
-        .with_for_update(skip_locked=True)
-        .subquery("due")
-    )
-    workflow_enabled = (
-        select(workflows.c.enabled).where(workflows.c.id == due.c.workflow_id).scalar_subquery()
-    )
-    return select(due, workflow_enabled.label("workflow_enabled"))
-
-
-async def _lock_due(connection: AsyncConnection, now: datetime, batch_size: int) -> list[Any]:
-    return list((await connection.execute(due_statement(now, batch_size))).all())
 
 
 def _state(row: Any, timing: Timing, now: datetime) -> ScheduleState:
@@ -182,6 +185,7 @@ def _state(row: Any, timing: Timing, now: datetime) -> ScheduleState:
 
 
 async def _runs_of(
+    store: RunStore,
     connection: AsyncConnection,
     row: Any,
     decision: Decision,
@@ -189,7 +193,7 @@ async def _runs_of(
     lease_until: datetime | None,
 ) -> list[dict[str, Any]]:
     values = [
-        _run(row, fire.scheduled_for, fire.due_at, now, status="pending")
+        _run(row, fire.scheduled_for, fire.due_at, now, status=RunStatus.PENDING)
         | {"relay_lease_until": lease_until}
         for fire in decision.fires
     ]
@@ -197,12 +201,24 @@ async def _runs_of(
         first_decided = index == 0 and not (
             decision.fires and decision.fires[0].scheduled_for < skip.first
         )
-        if first_decided and await _extend_skip_range(
-            connection, row.id, row.decided_through, skip
+        # A schedule paused for a week, or whose workflow is disabled, keeps one history row
+        # that says so (grown by each pass), instead of one row per occurrence.
+        if (
+            first_decided
+            and row.decided_through is not None
+            and skip.count is not None
+            and await store.extend_skip_range(
+                connection,
+                row.id,
+                row.decided_through,
+                reason=skip.reason,
+                last=skip.last,
+                count=skip.count,
+            )
         ):
             continue
         values.append(
-            _run(row, skip.first, skip.due_at, now, status="skipped")
+            _run(row, skip.first, skip.due_at, now, status=RunStatus.SKIPPED)
             | {
                 "scheduled_until": skip.last,
                 "occurrences": skip.count,
@@ -214,13 +230,13 @@ async def _runs_of(
 
 
 def _run(
-    row: Any, scheduled_for: datetime, due_at: datetime, now: datetime, status: str
+    row: Any, scheduled_for: datetime, due_at: datetime, now: datetime, status: RunStatus
 ) -> dict[str, Any]:
     return {
         "id": new_run_id(),
         "schedule_id": row.id,
         "workflow_id": row.workflow_id,
-        "kind": "schedule",
+        "kind": RunKind.SCHEDULE,
         "scheduled_for": scheduled_for,
         "scheduled_until": None,
         "occurrences": 1,
@@ -233,30 +249,6 @@ def _run(
     }
 
 
-async def _extend_skip_range(
-    connection: AsyncConnection, schedule_id: str, previous_end: datetime | None, skip: Skip
-) -> bool:
-    """Grow the row that skipped the previous occurrences for the same reason, if there is one.
-
-    A schedule paused for a week, or whose workflow is disabled, then keeps one history row that
-    says so, instead of one row per occurrence.
-    """
-    if previous_end is None or skip.count is None:
-        return False
-    statement = (
-        update(R)
-        .where(
-            R.c.schedule_id == schedule_id,
-            R.c.scheduled_until == previous_end,
-            R.c.status == "skipped",
-            R.c.skip_reason == skip.reason,
-            R.c.occurrences.is_not(None),
-        )
-        .values(scheduled_until=skip.last, occurrences=R.c.occurrences + skip.count)
-    )
-    return bool((await connection.execute(statement)).rowcount)
-
-
 def _advance(row: Any, timing: Timing, decision: Decision) -> dict[str, Any]:
     last_fired = decision.fires[-1].scheduled_for if decision.fires else None
     return {
@@ -267,28 +259,3 @@ def _advance(row: Any, timing: Timing, decision: Decision) -> dict[str, Any]:
         "b_last_fired": last_fired,
         "b_pause_ended": decision.pause_ended,
     }
-
-
-async def _park_invalid(
-    connection: AsyncConnection, row: Any, error: InvalidScheduleError, now: datetime
-) -> None:
-    """A row we cannot read (written by someone else): stop claiming it, and say why on it.
-
-    ``next_run_at`` becomes NULL, so it is not claimed again until it is changed (the trigger
-    then makes it due, and it is read afresh) or an engine that can read it runs (unpark.py).
-    """
-    log.warning(
-        "schedule has an invalid timing; parked until it is changed",
-        extra={"schedule_id": row.id, "error": str(error)},
-    )
-    await connection.execute(
-        update(S)
-        .where(S.c.id == row.id)
-        .values(
-            next_run_at=None,
-            plan_key=parked_key(),
-            last_status="error",
-            last_error=f"{INVALID_PREFIX}{error}",
-            last_status_for=now.astimezone(UTC),
-        )
-    )

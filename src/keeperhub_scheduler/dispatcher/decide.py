@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from keeperhub_scheduler.runs import MisfirePolicy, SkipReason
 from keeperhub_scheduler.timing import ONE_MICROSECOND, Timing, due_occurrences
 
 # Counting occurrences older than the window stops here (the skip row then says "many").
@@ -38,7 +39,7 @@ class ScheduleState:
     schedule_id: str
     timing: Timing
     decided_through: datetime
-    misfire_policy: str = "fire_once"
+    misfire_policy: str = MisfirePolicy.FIRE_ONCE
     catchup_window: timedelta = timedelta(days=1)
     max_catchup_runs: int = 100
     jitter_seconds: int = 0
@@ -154,10 +155,10 @@ def _old_range(timing: Timing, cursor: datetime, before: datetime) -> tuple[Skip
         if count >= MAX_COUNTED_OLD:
             # Too many to count: the row covers everything up to the window instead.
             last = before - ONE_MICROSECOND
-            return Skip(first, last, None, "missed_window", first), last
+            return Skip(first, last, None, SkipReason.MISSED_WINDOW, first), last
     if first is None:
         return None, before - ONE_MICROSECOND
-    return Skip(first, last, count, "missed_window", first), last
+    return Skip(first, last, count, SkipReason.MISSED_WINDOW, first), last
 
 
 def _due_occurrences(
@@ -188,27 +189,36 @@ def _verdicts(
         if (reason := _blocked(state, occurrence)) is not None:
             verdicts.append(reason)
         elif lateness > window:
-            verdicts.append("missed_window")
+            verdicts.append(SkipReason.MISSED_WINDOW)
         elif lateness > grace:
-            verdicts.append("late")  # placeholder, replaced below
+            verdicts.append(None)  # placeholder, replaced below
             late.append(index)
         else:
             verdicts.append(None)
-    keep = {"fire_once": 1, "fire_all": state.max_catchup_runs, "skip": 0}[state.misfire_policy]
-    dropped = {"fire_once": "coalesced", "fire_all": "catchup_limit", "skip": "misfired"}
-    firing = set(late[len(late) - keep :]) if keep else set()
+    keep, dropped = _MISSED[MisfirePolicy(state.misfire_policy)]
+    kept = state.max_catchup_runs if keep is None else keep
+    firing = set(late[len(late) - kept :]) if kept else set()
     for index in late:
-        verdicts[index] = None if index in firing else dropped[state.misfire_policy]
+        verdicts[index] = None if index in firing else dropped
     return verdicts
+
+
+# What each misfire policy does with missed occurrences: how many of the latest fire (None: up to
+# max_catchup_runs), and the reason the others are recorded with.
+_MISSED: dict[MisfirePolicy, tuple[int | None, SkipReason]] = {
+    MisfirePolicy.FIRE_ONCE: (1, SkipReason.COALESCED),
+    MisfirePolicy.FIRE_ALL: (None, SkipReason.CATCHUP_LIMIT),
+    MisfirePolicy.SKIP: (0, SkipReason.MISFIRED),
+}
 
 
 def _blocked(state: ScheduleState, occurrence: datetime) -> str | None:
     if state.paused_at is not None and (
         state.paused_until is None or occurrence < state.paused_until
     ):
-        return "paused"
+        return SkipReason.PAUSED
     if not state.workflow_enabled:
-        return "workflow_disabled"
+        return SkipReason.WORKFLOW_DISABLED
     return None
 
 

@@ -18,15 +18,16 @@ from datetime import datetime, timedelta
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.config import Settings
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules
-from keeperhub_scheduler.dispatcher.claim import ClaimResult, claim_batch
-from keeperhub_scheduler.dispatcher.listen import DueListener
-from keeperhub_scheduler.dispatcher.relay import count_pending, lease_leftovers, sweep_stale_runs
+from keeperhub_scheduler.dispatcher.claim import ClaimPlan, ClaimResult, claim_due
 from keeperhub_scheduler.dispatcher.retention import prune_runs
 from keeperhub_scheduler.dispatcher.stream import RelayResult, RelayStream
 from keeperhub_scheduler.dispatcher.unpark import unpark
+from keeperhub_scheduler.runs import RunStatus
 from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.telemetry.logs import RepeatedFailure
@@ -76,14 +77,17 @@ class PassResult:
 class Dispatcher:
     def __init__(self, engine: AsyncEngine, transport: Transport, settings: Settings) -> None:
         self.engine = engine
+        self.store = store_for(engine)
         self.transport = transport
         self.settings = settings
-        self.grace = timedelta(seconds=settings.scheduler_misfire_grace_seconds)
         self.lease = timedelta(seconds=settings.scheduler_relay_lease_seconds)
-        key = settings.scheduler_signing_key
-        self.signing_key = key.get_secret_value().encode() if key else None
+        self.plan = ClaimPlan(
+            batch_size=settings.scheduler_claim_batch_size,
+            grace=timedelta(seconds=settings.scheduler_misfire_grace_seconds),
+            lease=self.lease,
+        )
         self.heartbeat = Heartbeat(max_silence=max(30.0, settings.scheduler_max_sleep_seconds * 10))
-        self._relay_failures = 0
+        self._relay_backoff = Backoff(first=0.5, longest=30.0)  # while the queue refuses runs
         self._relay_not_before = 0.0
         self._next_sweep = 0.0
         self._next_unpark = 0.0
@@ -94,12 +98,12 @@ class Dispatcher:
         started = time.monotonic()
         sending = time.monotonic() >= self._relay_not_before
         stream = RelayStream(
-            self.engine,
+            self.store,
             self.transport,
-            signing_key=self.signing_key,
+            signing_key=self.settings.signing_key_bytes,
             concurrency=self.settings.scheduler_relay_concurrency,
             buffer=max(2 * self.settings.scheduler_claim_batch_size, 2000),
-            probe=self._relay_failures > 0,
+            probe=self._relay_backoff.failures > 0,
         )
         claim_done = asyncio.Event()
         async with stream:
@@ -115,7 +119,7 @@ class Dispatcher:
             relay_failed=relayed.failed,
         )
         result.swept = await self._sweep_if_due()
-        result.pending, result.left_over = await count_pending(self.engine)
+        result.pending, result.left_over = await self.store.count_pending()
         result.seconds = time.monotonic() - started
         self._record(result, relayed)
         return result
@@ -126,38 +130,12 @@ class Dispatcher:
         """The claim and the leftover feed side by side; if one fails, the other is cancelled
         (nothing may put runs into the stream after it is closed)."""
         async with asyncio.TaskGroup() as group:
-            claiming = group.create_task(self._claim_all(stream if sending else None, claim_done))
+            claiming = group.create_task(
+                claim_due(self.store, self.plan, stream if sending else None, claim_done)
+            )
             if sending:
                 group.create_task(self._feed_leftovers(stream, claim_done))
         return claiming.result()
-
-    async def _claim_all(self, stream: RelayStream | None, done: asyncio.Event) -> ClaimResult:
-        """Claim batches until a short one; hand each batch's runs to ``stream`` once committed."""
-        full_size = self.settings.scheduler_claim_batch_size
-        # Small batches first, doubling up to the full size: the first runs are on their way
-        # after a fifth of the time a full batch takes, and each batch is claimed while the
-        # runs of the one before it (half its size) are being sent, so the senders never wait.
-        batch_size = max(1, full_size // 5)
-        total = ClaimResult()
-        try:
-            while True:
-                if stream is not None:
-                    await stream.wait_for_room(batch_size)
-                sending = stream is not None and not stream.failed
-                began = time.monotonic()
-                async with self.engine.begin() as connection:
-                    now = await database_now(connection)
-                    lease_until = now + self.lease if sending else None
-                    batch = await claim_batch(connection, now, batch_size, self.grace, lease_until)
-                metrics.CLAIM_DURATION.observe(time.monotonic() - began)
-                total.add(batch)
-                if stream is not None and batch.runs:
-                    await stream.put(batch.runs)
-                if batch.schedules < batch_size:
-                    return total
-                batch_size = min(full_size, 2 * batch_size)
-        finally:
-            done.set()
 
     async def _feed_leftovers(self, stream: RelayStream, claim_done: asyncio.Event) -> None:
         """Send pending runs nobody holds a lease on: a crashed pass's, failed sends, manual runs.
@@ -167,7 +145,7 @@ class Dispatcher:
         limit = self.settings.scheduler_relay_batch_size
         while not stream.failed:
             await stream.wait_for_room(limit)
-            runs = await lease_leftovers(self.engine, limit, self.lease)
+            runs = await self.store.lease_pending(limit, self.lease)
             await stream.put(runs)
             if len(runs) < limit:
                 if claim_done.is_set():
@@ -177,15 +155,14 @@ class Dispatcher:
     def _note_relay(self, result: RelayResult) -> None:
         """Back off after a failed send (queue outage): 0.5 s doubling to 30 s, reset on success."""
         if result.failed:
-            self._relay_failures += 1
-            delay = min(30.0, 0.5 * 2 ** (self._relay_failures - 1))
+            delay = self._relay_backoff.next()
             self._relay_not_before = time.monotonic() + delay
             log.warning(
                 "queue refused runs; they stay pending",
                 extra={"failed": result.failed, "retry_in_seconds": delay},
             )
         elif result.sent:
-            self._relay_failures = 0
+            self._relay_backoff.reset()
 
     async def _sweep_if_due(self) -> int:
         if time.monotonic() >= self._next_unpark:
@@ -195,8 +172,7 @@ class Dispatcher:
             return 0
         self._next_sweep = time.monotonic() + SWEEP_EVERY_SECONDS
         visibility = self.settings.scheduler_visibility_timeout_seconds
-        return await sweep_stale_runs(
-            self.engine,
+        return await self.store.sweep_stale(
             stale_enqueued=timedelta(seconds=self.settings.scheduler_stale_enqueued_seconds),
             lease_grace=timedelta(seconds=2 * visibility + 60),
         )
@@ -204,7 +180,7 @@ class Dispatcher:
     def _record(self, result: PassResult, relayed: RelayResult) -> None:
         metrics.OCCURRENCES_DECIDED.labels("fired").inc(result.fired)
         for reason, count in result.skipped.items():
-            metrics.OCCURRENCES_DECIDED.labels("skipped").inc(count)
+            metrics.OCCURRENCES_DECIDED.labels(RunStatus.SKIPPED).inc(count)
             metrics.SKIPPED.labels("dispatcher", reason).inc(count)
         metrics.RUNS_RELAYED.inc(result.relayed)
         metrics.RELAY_FAILURES.inc(result.relay_failed)
@@ -237,7 +213,7 @@ class Dispatcher:
         return True
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        listener = DueListener(self.settings) if not self.settings.is_sqlite else None
+        listener = self.store.due_listener()
         if listener:
             listener.start()
         retention = asyncio.create_task(self._prune_periodically(stop))

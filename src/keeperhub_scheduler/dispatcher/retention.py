@@ -18,11 +18,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import FINISHED_STATUSES, schedule_runs
+from keeperhub_scheduler.db.tables import schedule_runs
+from keeperhub_scheduler.runs import FINISHED
 
 log = logging.getLogger("keeperhub_scheduler.retention")
 
-R = schedule_runs
 BATCH = 500
 
 
@@ -38,17 +38,17 @@ async def prune_runs(engine: AsyncEngine, settings: Settings, *, batch: int = BA
 async def _prune_by_age(engine: AsyncEngine, age: timedelta, batch: int) -> int:
     async with engine.connect() as connection:
         cutoff = await database_now(connection) - age
-    finished = R.c.status.in_(FINISHED_STATUSES)
-    return await _delete_batches(engine, [finished, R.c.finished_at < cutoff], batch)
+    finished = schedule_runs.c.status.in_(FINISHED)
+    return await _delete_batches(engine, [finished, schedule_runs.c.finished_at < cutoff], batch)
 
 
 async def _prune_by_count(engine: AsyncEngine, keep: int, batch: int) -> int:
-    finished = R.c.status.in_(FINISHED_STATUSES)
+    finished = schedule_runs.c.status.in_(FINISHED)
     async with engine.connect() as connection:
         crowded = await connection.execute(
-            select(R.c.schedule_id)
+            select(schedule_runs.c.schedule_id)
             .where(finished)
-            .group_by(R.c.schedule_id)
+            .group_by(schedule_runs.c.schedule_id)
             .having(func.count() > keep)
         )
         schedule_ids = [row.schedule_id for row in crowded.all()]
@@ -58,8 +58,8 @@ async def _prune_by_count(engine: AsyncEngine, keep: int, batch: int) -> int:
         if oldest_kept is not None:
             conditions = [
                 finished,
-                R.c.schedule_id == schedule_id,
-                R.c.scheduled_for < oldest_kept,
+                schedule_runs.c.schedule_id == schedule_id,
+                schedule_runs.c.scheduled_for < oldest_kept,
             ]
             deleted += await _delete_batches(engine, conditions, batch)
     return deleted
@@ -69,9 +69,9 @@ async def _oldest_kept(engine: AsyncEngine, schedule_id: str, keep: int) -> date
     """``scheduled_for`` of the ``keep``-th newest finished run of the schedule."""
     async with engine.connect() as connection:
         found = await connection.execute(
-            select(R.c.scheduled_for)
-            .where(R.c.schedule_id == schedule_id, R.c.status.in_(FINISHED_STATUSES))
-            .order_by(R.c.scheduled_for.desc())
+            select(schedule_runs.c.scheduled_for)
+            .where(schedule_runs.c.schedule_id == schedule_id, schedule_runs.c.status.in_(FINISHED))
+            .order_by(schedule_runs.c.scheduled_for.desc())
             .offset(keep - 1)
             .limit(1)
         )
@@ -86,7 +86,7 @@ async def _delete_batches(engine: AsyncEngine, conditions: list[Any], batch: int
             ids = (
                 (
                     await connection.execute(
-                        select(R.c.id)
+                        select(schedule_runs.c.id)
                         .where(*conditions)
                         .limit(batch)
                         .with_for_update(skip_locked=True)
@@ -98,7 +98,9 @@ async def _delete_batches(engine: AsyncEngine, conditions: list[Any], batch: int
             if not ids:
                 return deleted
             result = await connection.execute(
-                delete(R).where(R.c.id.in_(ids), R.c.status.in_(FINISHED_STATUSES))
+                delete(schedule_runs).where(
+                    schedule_runs.c.id.in_(ids), schedule_runs.c.status.in_(FINISHED)
+                )
             )
             deleted += int(result.rowcount)
         if len(ids) < batch:

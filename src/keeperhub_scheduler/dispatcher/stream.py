@@ -1,17 +1,20 @@
-"""The sender: leased runs in, ``SendMessageBatch`` calls out, always ``concurrency`` in flight.
+"""The sender (the relay): leased runs in, batch sends out, always ``concurrency`` in flight.
 
-The claim and the leftover feed ``put`` leased runs as they get them; ``concurrency`` sender tasks
-each take up to ten and send them in one call, so the queue sees a steady stream of full batches
+The claim and the leftover feed (the store's ``lease_pending``) ``put`` leased runs as they get
+them; ``concurrency`` sender tasks each take up to the transport's ``batch_size`` (ten: SQS's
+``SendMessageBatch``) and send them in one call, so the queue sees a steady stream of full batches
 instead of bursts that wait for their slowest call. Sent runs are marked ``enqueued`` in groups
-(one UPDATE per few hundred) by a marker task.
+(the store's ``mark_enqueued``, one UPDATE per few hundred) by a marker task.
 
 The buffer is bounded: a producer waits for room before it leases more, so a run never waits long
 enough in memory for its lease to lapse (another dispatcher would then send it too). When a send
 fails the stream stops sending: every run it still holds, or is given later, has its lease given
 back at once (one UPDATE), stays pending, and is sent by a later pass once the queue answers.
 After a failure the next stream ``probe``s: one batch alone, and the others only once it went
-through, so that a queue that is still hung receives ten messages, not a full volley, each try
+through, so that a queue that is still hung receives one batch, not a full volley, each try
 (a send that timed out may still be delivered when the queue wakes up: a duplicate to drop).
+A crash after the claim's commit and before the send leaves the runs pending: when their lease
+lapses, the next pass sends them.
 """
 
 from __future__ import annotations
@@ -23,11 +26,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from keeperhub_scheduler.dispatcher.relay import PendingRun, mark_enqueued, message_of, release
+from keeperhub_scheduler.db.store import RunStore
+from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.base import Transport
-from keeperhub_scheduler.transport.sqs import BATCH_LIMIT
+from keeperhub_scheduler.transport.messages import outgoing
 
 log = logging.getLogger("keeperhub_scheduler.dispatcher")
 
@@ -45,7 +47,7 @@ class RelayResult:
 class RelayStream:
     def __init__(
         self,
-        engine: AsyncEngine,
+        store: RunStore,
         transport: Transport,
         *,
         signing_key: bytes | None,
@@ -53,14 +55,14 @@ class RelayStream:
         buffer: int = 2000,
         probe: bool = False,
     ) -> None:
-        self.engine = engine
+        self.store = store
         self.transport = transport
         self.signing_key = signing_key
         self.concurrency = concurrency
-        self.buffer = max(buffer, BATCH_LIMIT * concurrency)
+        self.buffer = max(buffer, transport.batch_size * concurrency)
         self.result = RelayResult()
         self.failed = False
-        self._runs: asyncio.Queue[PendingRun | None] = asyncio.Queue()
+        self._runs: asyncio.Queue[RunRef | None] = asyncio.Queue()
         self._room = asyncio.Condition()
         self._to_mark: list[str] = []
         self._marked = asyncio.Event()
@@ -77,7 +79,7 @@ class RelayStream:
                 lambda: self.failed or self._runs.qsize() + count <= self.buffer
             )
 
-    async def put(self, runs: Sequence[PendingRun]) -> None:
+    async def put(self, runs: Sequence[RunRef]) -> None:
         """Send these leased runs (or give their leases back if the stream has failed).
 
         What does not fit in the buffer (a catch-up that fired many occurrences per schedule)
@@ -91,7 +93,7 @@ class RelayStream:
         for run in runs[:room]:
             self._runs.put_nowait(run)
         if len(runs) > room:
-            await release(self.engine, [run.id for run in runs[room:]])
+            await self.store.release([run.run_id for run in runs[room:]])
 
     # --- lifecycle ----------------------------------------------------------------------------
     async def __aenter__(self) -> RelayStream:
@@ -125,14 +127,14 @@ class RelayStream:
             if done:
                 return
 
-    async def _take(self) -> tuple[list[PendingRun], bool]:
-        """Up to ten runs: the first waited for, the rest only if already buffered."""
-        batch: list[PendingRun] = []
+    async def _take(self) -> tuple[list[RunRef], bool]:
+        """Up to a batch of runs: the first waited for, the rest only if already buffered."""
+        batch: list[RunRef] = []
         first = await self._runs.get()
         if first is None:
             return batch, True
         batch.append(first)
-        while len(batch) < BATCH_LIMIT and not self._runs.empty():
+        while len(batch) < self.transport.batch_size and not self._runs.empty():
             run = self._runs.get_nowait()
             if run is None:
                 return batch, True
@@ -141,7 +143,7 @@ class RelayStream:
             self._room.notify_all()
         return batch, False
 
-    async def _send(self, batch: list[PendingRun]) -> None:
+    async def _send(self, batch: list[RunRef]) -> None:
         if self._probing is not None:
             async with self._probing:  # one batch at a time until one goes through
                 if self._probing is not None and not self.failed:
@@ -154,11 +156,11 @@ class RelayStream:
             return
         await self._deliver(batch)
 
-    async def _deliver(self, batch: list[PendingRun]) -> None:
-        messages = [message_of(run, self.signing_key) for run in batch]
+    async def _deliver(self, batch: list[RunRef]) -> None:
+        messages = [outgoing(run, self.signing_key) for run in batch]
         accepted = await self.transport.send(messages)
-        refused = [run for run in batch if run.id not in accepted]
-        self._to_mark += [run.id for run in batch if run.id in accepted]
+        refused = [run for run in batch if run.run_id not in accepted]
+        self._to_mark += [run.run_id for run in batch if run.run_id in accepted]
         if len(self._to_mark) >= MARK_GROUP:
             self._marked.set()
         if refused:
@@ -170,10 +172,10 @@ class RelayStream:
             self.failed = True
             log.warning("the queue refused a batch; this pass stops sending")
 
-    async def _give_back(self, runs: Sequence[PendingRun]) -> None:
+    async def _give_back(self, runs: Sequence[RunRef]) -> None:
         self.result.failed += len(runs)
         try:
-            await release(self.engine, [run.id for run in runs])
+            await self.store.release([run.run_id for run in runs])
         except Exception:
             # The leases then lapse by themselves; the runs are sent a little later.
             log.exception("could not give leases back")
@@ -195,7 +197,7 @@ class RelayStream:
         if not ids:
             return
         try:
-            lags = await mark_enqueued(self.engine, ids)
+            lags = await self.store.mark_enqueued(ids)
         except Exception:
             # Sent but not marked: they stay pending and are sent again after the lease (the
             # executor drops the duplicate delivery). Nothing is lost.

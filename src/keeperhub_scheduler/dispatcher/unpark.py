@@ -32,8 +32,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler import cron
 from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.store import INVALID_PREFIX, parked_key
 from keeperhub_scheduler.db.tables import workflow_schedules
-from keeperhub_scheduler.dispatcher.claim import INVALID_PREFIX, parked_key, timing_of
+from keeperhub_scheduler.dispatcher.claim import timing_of
 from keeperhub_scheduler.errors import InvalidScheduleError
 
 log = logging.getLogger(__name__)

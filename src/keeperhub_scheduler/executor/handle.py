@@ -2,7 +2,9 @@
 
 Every path ends by settling the delivery exactly once: deleted (done, skipped or a duplicate),
 made visible again after a backoff (a retryable failure), or moved to the dead-letter queue (a
-message that must never run, or a run out of attempts).
+message that must never run, or a run out of attempts). The claim and the record are the run
+store's (``db.store``): one statement each, batched with those of concurrent deliveries on
+PostgreSQL.
 """
 
 from __future__ import annotations
@@ -12,25 +14,31 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Literal
+from typing import Literal, TypeVar
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.executor.claim import ClaimedRun, Claims, Refusal, Skipped
-from keeperhub_scheduler.executor.database import patiently
-from keeperhub_scheduler.executor.legacy import run_for_legacy_message
-from keeperhub_scheduler.executor.record import Records, extend_lease
-from keeperhub_scheduler.keeperhub.client import CallResult, ExecuteRequest, KeeperHubClient
+from keeperhub_scheduler.backoff import Backoff
+from keeperhub_scheduler.db import store_for
+from keeperhub_scheduler.db.store import MISMATCH, Refusal, Skipped
+from keeperhub_scheduler.keeperhub.client import RETRY, CallResult, KeeperHubClient
+from keeperhub_scheduler.runs import ClaimedRun, RunRef, RunStatus
 from keeperhub_scheduler.telemetry import metrics
-from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
+from keeperhub_scheduler.transport.base import (
+    LONGEST_DELAY_SECONDS,
+    Delivery,
+    Transport,
+    TransportError,
+)
 from keeperhub_scheduler.transport.messages import InvalidMessageError, decode
 
 log = logging.getLogger("keeperhub_scheduler.executor")
-
-MAX_DELAY_SECONDS = 12 * 3600  # SQS's visibility ceiling
+T = TypeVar("T")
+PATIENCE_SECONDS = 60.0  # how long an answer already had is kept trying to be written
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,7 @@ class ExecutionPolicy:
     retry_max: float = 300.0
     visibility_timeout: int = 30
     handoff_seconds: int = 2
+    max_delay_seconds: int = LONGEST_DELAY_SECONDS  # the transport's (see build_executor)
 
     @property
     def handoff_lease(self) -> timedelta:
@@ -79,13 +88,13 @@ class ExecutionPolicy:
         return timedelta(seconds=self.visibility_timeout - margin)
 
     def backoff(self, attempt: int, retry_after: float | None) -> int:
-        """Exponential with equal jitter, at least ``Retry-After``; whole seconds for SQS
-        (rounded up, so the wait is never shorter than KeeperHub asked for)."""
+        """Exponential with equal jitter, at least ``Retry-After``, at most what the transport can
+        delay; whole seconds (rounded up, so the wait is never shorter than KeeperHub asked for)."""
         ceiling = min(self.retry_max, self.retry_base * 2.0 ** (attempt - 1))
         delay = ceiling / 2 + random.uniform(0, ceiling / 2)
         if retry_after is not None:
             delay = max(delay, retry_after)
-        return max(1, min(MAX_DELAY_SECONDS, math.ceil(delay)))
+        return max(1, min(self.max_delay_seconds, math.ceil(delay)))
 
 
 class DeliveryHandler:
@@ -100,8 +109,7 @@ class DeliveryHandler:
         self.transport = transport
         self.keeperhub = keeperhub
         self.policy = policy
-        self.claims = Claims(engine, policy.handoff_lease)
-        self.records = Records(engine)
+        self.store = store_for(engine)
 
     async def handle(self, delivery: Delivery) -> None:
         try:
@@ -126,8 +134,8 @@ class DeliveryHandler:
         except InvalidMessageError as error:
             await self._dead_letter(delivery, f"invalid message: {error.reason}", "invalid")
             return
-        run_id = message.run_id or await run_for_legacy_message(self.engine, message)
-        if run_id is None:
+        run = message if isinstance(message, RunRef) else await self.store.run_for_legacy(message)
+        if run is None:
             log.info(
                 "message for a deleted schedule; dropped",
                 extra={"schedule_id": message.schedule_id},
@@ -135,11 +143,11 @@ class DeliveryHandler:
             metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
             await self._settle(self.transport.delete(delivery))
             return
-        claimed = await self.claims.claim(message, run_id)
+        claimed = await self.store.claim(run, self.policy.handoff_lease)
         if isinstance(claimed, Refusal):
-            await self._refused(delivery, run_id, claimed)
+            await self._refused(delivery, run.run_id, claimed)
         elif isinstance(claimed, Skipped):
-            log.info("run skipped", extra={"run_id": run_id, "reason": claimed.reason})
+            log.info("run skipped", extra={"run_id": run.run_id, "reason": claimed.reason})
             metrics.SKIPPED.labels("executor", claimed.reason).inc()
             await self._settle(self.transport.delete(delivery))
         elif claimed.attempt > self.policy.max_attempts:
@@ -149,16 +157,16 @@ class DeliveryHandler:
             await self._execute(delivery, claimed)
 
     async def _refused(self, delivery: Delivery, run_id: str, refusal: Refusal) -> None:
-        if refusal.status == "mismatch":
+        if refusal.status == MISMATCH:
             reason = "message does not match its run (workflowId or scheduleId)"
             await self._dead_letter(delivery, reason, "mismatch")
             return
-        if refusal.status in ("retrying", "running"):
+        if refusal.status in (RunStatus.RETRYING, RunStatus.RUNNING):
             # A retry's message back before its attempt is due, or a copy of a run another
             # executor holds: look again when that time is up. If the holder died meanwhile, its
             # lease has lapsed and this copy takes the run over; if it finished, the copy is
             # dropped then. (Deleting the copy now could lose the run's only message.)
-            delay = min(MAX_DELAY_SECONDS, math.ceil(refusal.wait_seconds) + 1)
+            delay = min(self.policy.max_delay_seconds, math.ceil(refusal.wait_seconds) + 1)
             await self._settle(self.transport.retry_later(delivery, delay))
             return
         # Finished (or deleted): a duplicate delivery.
@@ -180,10 +188,9 @@ class DeliveryHandler:
         await self._settle_as(delivery, settlement)
 
     async def _call(self, run: ClaimedRun) -> CallResult:
-        request = ExecuteRequest(run.id, run.workflow_id, run.schedule_id, run.scheduled_for)
         metrics.IN_FLIGHT.inc()
         try:
-            result = await self.keeperhub.execute(request)
+            result = await self.keeperhub.execute(run)
         finally:
             metrics.IN_FLIGHT.dec()
         metrics.CALL_DURATION.labels(result.outcome).observe(result.seconds)
@@ -193,52 +200,52 @@ class DeliveryHandler:
         return result
 
     async def _record_result(self, run: ClaimedRun, result: CallResult) -> Settlement:
-        if result.outcome != "retry":
+        if result.outcome != RETRY:
             await self._finish(run, result.outcome, result.status, result.error)
             return Settlement("delete")  # even if not ours any more: the run is finished
         if run.attempt >= self.policy.max_attempts:
             return await self._give_up(run, result.status, result.error)
         delay = self.policy.backoff(run.attempt, result.retry_after)
         retrying = await patiently(
-            lambda: self.records.record(
-                run, status="retrying", http_status=result.status,
+            lambda: self.store.record(
+                run, status=RunStatus.RETRYING, http_status=result.status,
                 error=result.error, retry_in=delay,
             ),
-            run.id,
+            run.run_id,
         )  # fmt: skip
         if not retrying:
             return Settlement("none")  # taken over: the message belongs to the new holder
         metrics.RUNS_RETRIED.inc()
         log.info(
             "attempt failed; retrying",
-            extra={"run_id": run.id, "attempt": run.attempt, "retry_in": delay,
+            extra={"run_id": run.run_id, "attempt": run.attempt, "retry_in": delay,
                    "error": result.error},
         )  # fmt: skip
         return Settlement("retry", delay=delay)
 
     async def _give_up(self, run: ClaimedRun, status: int | None, error: str | None) -> Settlement:
         reason = f"retries exhausted after {run.attempt} attempts: {error}"
-        if await self._finish(run, "dead", status, reason):
+        if await self._finish(run, RunStatus.DEAD, status, reason):
             return Settlement("dead_letter", reason=reason)
         return Settlement("none")
 
     async def _finish(
-        self, run: ClaimedRun, status: str, http_status: int | None, error: str | None
+        self, run: ClaimedRun, status: RunStatus, http_status: int | None, error: str | None
     ) -> bool:
         recorded = await patiently(
-            lambda: self.records.record(run, status=status, http_status=http_status, error=error),
-            run.id,
+            lambda: self.store.record(run, status=status, http_status=http_status, error=error),
+            run.run_id,
         )
         if recorded:
             metrics.RUNS_FINISHED.labels(status).inc()
             log.info(
                 "run finished",
-                extra={"run_id": run.id, "schedule_id": run.schedule_id, "status": status,
+                extra={"run_id": run.run_id, "schedule_id": run.schedule_id, "status": status,
                        "http_status": http_status, "attempt": run.attempt, "error": error},
             )  # fmt: skip
         else:
             log.warning(
-                "run was taken over by another executor; not recorded", extra={"run_id": run.id}
+                "run was taken over by another executor; not recorded", extra={"run_id": run.run_id}
             )
         return recorded
 
@@ -251,7 +258,7 @@ class DeliveryHandler:
             await asyncio.sleep(pause)
             extended = await self._extend(delivery, run)
             if extended is None:
-                log.warning("run was taken over during its call", extra={"run_id": run.id})
+                log.warning("run was taken over during its call", extra={"run_id": run.run_id})
                 return
             pause = self.policy.heartbeat_seconds if extended else self.policy.first_beat_seconds
 
@@ -261,7 +268,7 @@ class DeliveryHandler:
         the answer is written when the database is back). None: the run is no longer ours."""
         extended = True
         try:
-            if not await extend_lease(self.engine, run, self.policy.lease):
+            if not await self.store.extend_lease(run, self.policy.lease):
                 return None
         except Exception as error:
             extended = _could_not_extend("lease", run, error)
@@ -301,6 +308,30 @@ def _could_not_extend(what: str, run: ClaimedRun, error: Exception) -> bool:
     """A blip must not cost the call's answer: the call goes on, the beat is tried again."""
     log.warning(
         f"could not extend the {what}",
-        extra={"run_id": run.id, "error": f"{type(error).__name__}: {error}"},
+        extra={"run_id": run.run_id, "error": f"{type(error).__name__}: {error}"},
     )
     return False
+
+
+async def patiently(
+    operation: Callable[[], Awaitable[T]], run_id: str, patience: float = PATIENCE_SECONDS
+) -> T:
+    """Write the outcome of a call already made through a database outage: try ``operation``
+    until it succeeds, pausing between tries, for up to ``patience`` seconds (the heartbeat keeps
+    the message invisible meanwhile); then the last error propagates (the delivery is redelivered,
+    the run taken over). Dropping the answer at once would mean calling KeeperHub again."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + patience
+    backoff = Backoff(first=0.5, longest=5.0)
+    while True:
+        try:
+            return await operation()
+        except (SQLAlchemyError, OSError) as error:
+            pause = backoff.next()
+            if loop.time() + pause > deadline:
+                raise
+            log.warning(
+                "could not record an outcome; trying again",
+                extra={"run_id": run_id, "retry_in": pause, "error": type(error).__name__},
+            )
+            await asyncio.sleep(pause)

@@ -8,13 +8,12 @@ import contextlib
 import logging
 from collections.abc import Collection
 
+from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.executor.handle import DeliveryHandler
 from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
 
 log = logging.getLogger("keeperhub_scheduler.executor")
-
-RECEIVE_BATCH = 10
 
 
 class Slots:
@@ -102,9 +101,9 @@ class Executor:
         log.info("drained")
 
     async def _receive_loop(self, stop: asyncio.Event) -> None:
-        failures = 0
+        backoff = Backoff(first=1.0, longest=30.0)  # while the queue does not answer
         while not stop.is_set():
-            reserved = await self.slots.reserve(RECEIVE_BATCH, stop, self.heartbeat)
+            reserved = await self.slots.reserve(self.transport.batch_size, stop, self.heartbeat)
             if reserved == 0:
                 return
             try:
@@ -114,14 +113,13 @@ class Executor:
             except TransportError as error:
                 await self.slots.release(reserved)
                 self.heartbeat.beat()  # the loop turns; the queue is down, not the loop
-                failures += 1
-                delay = min(30.0, 0.5 * 2**failures)
+                delay = backoff.next()
                 log.warning(
                     "receive failed; retrying", extra={"error": str(error), "retry_in": delay}
                 )
                 await _sleep_unless(stop, delay)
                 continue
-            failures = 0
+            backoff.reset()
             self.heartbeat.beat()
             await self.slots.release(reserved - len(deliveries))
             if stop.is_set():

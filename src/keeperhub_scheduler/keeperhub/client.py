@@ -15,27 +15,22 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Final, Literal
 from urllib.parse import quote
 
 import httpx
 
 from keeperhub_scheduler.keeperhub.pool import AiohttpTransport
-from keeperhub_scheduler.transport.messages import ID_PATTERN, format_instant
+from keeperhub_scheduler.runs import RunRef, RunStatus
+from keeperhub_scheduler.transport.messages import ID_PATTERN, TRIGGER_TYPE, format_instant
 
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 MAX_ERROR_CHARS = 500
 URL_CACHE_SIZE = 4096  # parsed URLs kept, one per workflow id
 
-Outcome = Literal["succeeded", "retry", "failed"]
-
-
-@dataclass(frozen=True)
-class ExecuteRequest:
-    run_id: str
-    workflow_id: str
-    schedule_id: str
-    trigger_time: datetime
+RETRY: Final = "retry"
+# The run's next status (succeeded, failed: final) or another attempt.
+Outcome = Literal[RunStatus.SUCCEEDED, RunStatus.FAILED, "retry"]
 
 
 @dataclass(frozen=True)
@@ -107,20 +102,20 @@ class KeeperHubClient:
             self._urls[workflow_id] = url
         return url
 
-    async def execute(self, request: ExecuteRequest) -> CallResult:
+    async def execute(self, run: RunRef) -> CallResult:
         try:
-            url = self.url_for(request.workflow_id)
+            url = self.url_for(run.workflow_id)
         except ValueError as error:
-            return CallResult("failed", None, str(error), None, 0.0)  # never sent anywhere
-        headers = {"Content-Type": "application/json", "Idempotency-Key": request.run_id}
+            return CallResult(RunStatus.FAILED, None, str(error), None, 0.0)  # never sent anywhere
+        headers = {"Content-Type": "application/json", "Idempotency-Key": run.run_id}
         if self._service_key:
             headers["X-Service-Key"] = self._service_key
         body = {
-            "executionId": request.run_id,
+            "executionId": run.run_id,
             "input": {
-                "triggerType": "schedule",
-                "scheduleId": request.schedule_id,
-                "triggerTime": format_instant(request.trigger_time),
+                "triggerType": TRIGGER_TYPE,
+                "scheduleId": run.schedule_id,
+                "triggerTime": format_instant(run.scheduled_for),
             },
         }
         started = time.monotonic()
@@ -128,23 +123,22 @@ class KeeperHubClient:
             response = await self._client.post(url, content=json.dumps(body), headers=headers)
         except httpx.TimeoutException as error:
             return CallResult(
-                "retry", None, f"timeout: {type(error).__name__}", None, _since(started)
+                RETRY, None, f"timeout: {type(error).__name__}", None, _since(started)
             )
         except httpx.TransportError as error:
-            return CallResult(
-                "retry", None, f"network error: {error!s}"[:MAX_ERROR_CHARS], None, _since(started)
-            )
+            reason = f"network error: {error!s}"[:MAX_ERROR_CHARS]
+            return CallResult(RETRY, None, reason, None, _since(started))
         return classify(response, _since(started))
 
 
 def classify(response: httpx.Response, seconds: float) -> CallResult:
     status = response.status_code
     if 200 <= status < 300:
-        return CallResult("succeeded", status, None, None, seconds)
+        return CallResult(RunStatus.SUCCEEDED, status, None, None, seconds)
     error = f"HTTP {status}: {error_text(response)}"
     if status in RETRYABLE_STATUSES:
-        return CallResult("retry", status, error, retry_after(response), seconds)
-    return CallResult("failed", status, error, None, seconds)
+        return CallResult(RETRY, status, error, retry_after(response), seconds)
+    return CallResult(RunStatus.FAILED, status, error, None, seconds)
 
 
 def error_text(response: httpx.Response) -> str:

@@ -22,7 +22,7 @@ from keeperhub_scheduler.management.schedules import (
     list_schedules,
     update_schedule,
 )
-from keeperhub_scheduler.management.status import scheduler_status, sqs_depth_probe
+from keeperhub_scheduler.management.status import queue_depth_probe, scheduler_status
 from keeperhub_scheduler.management.workflows import (
     create_workflow,
     delete_workflow,
@@ -45,9 +45,9 @@ __all__ = [
     "pause_schedule",
     "preview",
     "prune_runs",
+    "queue_depth_probe",
     "resume_schedule",
     "scheduler_status",
-    "sqs_depth_probe",
     "sync_workflow_schedule",
     "trigger_schedule",
     "update_schedule",

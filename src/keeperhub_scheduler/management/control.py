@@ -16,10 +16,10 @@ from typing import Any
 from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.db.tables import workflow_schedules
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError
-from keeperhub_scheduler.ids import new_run_id
 from keeperhub_scheduler.management.models import (
     MAX_BACKFILL_RUNS,
     BackfillRequest,
@@ -30,12 +30,11 @@ from keeperhub_scheduler.management.models import (
     TriggerRequest,
 )
 from keeperhub_scheduler.management.schedules import get_schedule
-from keeperhub_scheduler.management.sql import insert_for, schedule_row
+from keeperhub_scheduler.management.sql import schedule_row
 from keeperhub_scheduler.management.views import is_paused, run_view
+from keeperhub_scheduler.runs import RunKind, RunStatus, new_run_id
 from keeperhub_scheduler.timing import ONE_MICROSECOND, timing_of_row
 
-S = workflow_schedules
-R = schedule_runs
 INSERT_BATCH = 200
 
 
@@ -50,8 +49,8 @@ async def pause_schedule(
             raise InvalidScheduleError("until must be in the future", field="until")
         began = row.paused_at if is_paused(row, now) else now
         await connection.execute(
-            update(S)
-            .where(S.c.id == schedule_id)
+            update(workflow_schedules)
+            .where(workflow_schedules.c.id == schedule_id)
             .values(
                 paused_at=began,
                 paused_until=request.until,
@@ -70,8 +69,8 @@ async def resume_schedule(engine: AsyncEngine, schedule_id: str) -> ScheduleDeta
         if not is_paused(row, now):
             raise ConflictError(f"schedule {schedule_id!r} is not paused")
         await connection.execute(
-            update(S)
-            .where(S.c.id == schedule_id)
+            update(workflow_schedules)
+            .where(workflow_schedules.c.id == schedule_id)
             .values(paused_at=None, paused_until=None, paused_note=None, updated_at=now)
         )
     return await get_schedule(engine, schedule_id)
@@ -79,6 +78,7 @@ async def resume_schedule(engine: AsyncEngine, schedule_id: str) -> ScheduleDeta
 
 async def trigger_schedule(engine: AsyncEngine, schedule_id: str, request: TriggerRequest) -> Run:
     """Run now: one pending 'manual' run for the instant of the request (database clock)."""
+    store = store_for(engine)
     async with engine.begin() as connection:
         now = await database_now(connection)
         row = await schedule_row(connection, schedule_id)
@@ -86,16 +86,10 @@ async def trigger_schedule(engine: AsyncEngine, schedule_id: str, request: Trigg
         # exist, the manual run takes the next free one.
         for step in range(100):
             at = now + step * ONE_MICROSECOND
-            values = _run_values(row, at, now, "manual", request.reason, request.ignore_overlap)
-            inserted = await connection.execute(
-                insert_for(connection, R)
-                .values(**values)
-                .on_conflict_do_nothing(index_elements=[R.c.schedule_id, R.c.scheduled_for])
-                .returning(R)
-            )
-            run = inserted.first()
-            if run is not None:
-                return run_view(run)
+            values = _run_values(row, at, now, RunKind.MANUAL, request)
+            inserted = await store.add_requested_runs(connection, [values])
+            if inserted:
+                return run_view(inserted[0])
     raise ConflictError(f"schedule {schedule_id!r} has runs at every instant near now")
 
 
@@ -132,7 +126,7 @@ async def backfill_schedule(
                 " backfill a shorter range at a time",
                 field="end",
             )
-        created = await _insert_backfill(connection, row, occurrences, now, request)
+        created = await _insert_backfill(engine, connection, row, occurrences, now, request)
     return BackfillResult(
         schedule_id=schedule_id,
         start=request.start,
@@ -151,26 +145,19 @@ def _between(stream: Any, end: datetime) -> Any:
 
 
 async def _insert_backfill(
+    engine: AsyncEngine,
     connection: AsyncConnection,
     row: Any,
     occurrences: list[datetime],
     now: datetime,
     request: BackfillRequest,
 ) -> int:
+    store = store_for(engine)
     created = 0
     for first in range(0, len(occurrences), INSERT_BATCH):
         batch = occurrences[first : first + INSERT_BATCH]
-        values = [
-            _run_values(row, at, now, "backfill", request.reason, request.ignore_overlap)
-            for at in batch
-        ]
-        inserted = await connection.execute(
-            insert_for(connection, R)
-            .values(values)
-            .on_conflict_do_nothing(index_elements=[R.c.schedule_id, R.c.scheduled_for])
-            .returning(R.c.id)
-        )
-        created += len(inserted.all())
+        values = [_run_values(row, at, now, RunKind.BACKFILL, request) for at in batch]
+        created += len(await store.add_requested_runs(connection, values))
     return created
 
 
@@ -178,9 +165,8 @@ def _run_values(
     row: Any,
     scheduled_for: datetime,
     now: datetime,
-    kind: str,
-    note: str | None,
-    ignore_overlap: bool,
+    kind: RunKind,
+    request: TriggerRequest | BackfillRequest,
 ) -> dict[str, Any]:
     # Due now, not at the occurrence: the relay sends due runs oldest due first.
     return {
@@ -190,9 +176,9 @@ def _run_values(
         "kind": kind,
         "scheduled_for": scheduled_for,
         "occurrences": 1,
-        "due_at": max(now, scheduled_for) if kind == "manual" else now,
-        "status": "pending",
-        "note": note,
-        "ignore_overlap": ignore_overlap,
+        "due_at": max(now, scheduled_for) if kind == RunKind.MANUAL else now,
+        "status": RunStatus.PENDING,
+        "note": request.reason,
+        "ignore_overlap": request.ignore_overlap,
         "created_at": now,
     }

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from enum import StrEnum
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeAlias
 
 from pydantic import (
     AfterValidator,
@@ -22,6 +23,7 @@ from pydantic import (
     StringConstraints,
 )
 
+from keeperhub_scheduler import runs
 from keeperhub_scheduler.timing import MAX_INTERVAL_SECONDS, MAX_JITTER_SECONDS
 
 ID_PATTERN = r"^[A-Za-z0-9_-]{1,128}$"  # KeeperHub's nanoid-like ids, ours (hex, UUID)
@@ -39,12 +41,23 @@ YEAR_PATTERN = r"^(19[7-9][0-9]|[2-8][0-9]{3})-"
 # Free text: no NUL (PostgreSQL text cannot hold it). Stated for the schema; checked below.
 NO_NUL_PATTERN = r"^[^\u0000]*$"
 
-MisfirePolicy = Literal["fire_once", "fire_all", "skip"]
-OverlapPolicy = Literal["allow", "skip"]
-RunStatus = Literal[
-    "pending", "enqueued", "running", "retrying", "succeeded", "failed", "skipped", "dead"
-]
-RunKind = Literal["schedule", "manual", "backfill"]
+
+def _words(vocabulary: type[StrEnum]) -> Any:
+    """The vocabulary's words as a ``Literal``: the schema lists them inline, and a wrong one
+    answers 422 with the list."""
+    return Literal[tuple(member.value for member in vocabulary)]
+
+
+if TYPE_CHECKING:
+    MisfirePolicyWord: TypeAlias = str
+    OverlapPolicyWord: TypeAlias = str
+    RunStatusWord: TypeAlias = str
+    RunKindWord: TypeAlias = str
+else:
+    MisfirePolicyWord = _words(runs.MisfirePolicy)
+    OverlapPolicyWord = _words(runs.OverlapPolicy)
+    RunStatusWord = _words(runs.RunStatus)
+    RunKindWord = _words(runs.RunKind)
 
 
 def _plain_text(value: str) -> str:
@@ -176,10 +189,10 @@ class ScheduleCreate(Input):
     anchor_at: Instant | None = Field(None, description="Interval start (default: the epoch)")
     timezone: ZoneName = "UTC"
     enabled: Flag = True
-    misfire_policy: MisfirePolicy = "fire_once"
+    misfire_policy: MisfirePolicyWord = runs.MisfirePolicy.FIRE_ONCE.value
     catchup_window_seconds: CatchupWindow = 86_400
     max_catchup_runs: CatchupRuns = 100
-    overlap_policy: OverlapPolicy = "allow"
+    overlap_policy: OverlapPolicyWord = runs.OverlapPolicy.ALLOW.value
     jitter_seconds: JitterSeconds = 0
     start_at: Instant | None = None
     end_at: Instant | None = None
@@ -206,10 +219,10 @@ class ScheduleUpdate(Input):
     anchor_at: Instant | None = None
     timezone: ZoneName | None = None
     enabled: Flag | None = None
-    misfire_policy: MisfirePolicy | None = None
+    misfire_policy: MisfirePolicyWord | None = None
     catchup_window_seconds: CatchupWindow | None = None
     max_catchup_runs: CatchupRuns | None = None
-    overlap_policy: OverlapPolicy | None = None
+    overlap_policy: OverlapPolicyWord | None = None
     jitter_seconds: JitterSeconds | None = None
     start_at: Instant | None = None
     end_at: Instant | None = None
@@ -270,8 +283,8 @@ class ScheduleQuery(Input):
 
 
 class RunQuery(Input):
-    status: list[RunStatus] | None = None
-    kind: RunKind | None = None
+    status: list[RunStatusWord] | None = None
+    kind: RunKindWord | None = None
     workflow_id: Identifier | None = None
     since: Instant | None = Field(None, description="scheduled_for at or after")
     until: Instant | None = Field(None, description="scheduled_for before")

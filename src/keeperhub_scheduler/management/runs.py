@@ -12,8 +12,6 @@ from keeperhub_scheduler.management.pages import decode_cursor, encode_cursor
 from keeperhub_scheduler.management.sql import schedule_row
 from keeperhub_scheduler.management.views import run_view
 
-R = schedule_runs
-
 
 async def list_runs(
     engine: AsyncEngine, query: RunQuery, schedule_id: str | None = None
@@ -23,26 +21,33 @@ async def list_runs(
     ``since``/``until`` bound ``scheduled_for``; ``schedule_id`` that does not exist is a
     ``NotFoundError`` (an empty page would hide a typo).
     """
-    statement = select(R).order_by(R.c.scheduled_for.desc(), R.c.id.desc()).limit(query.limit + 1)
+    statement = (
+        select(schedule_runs)
+        .order_by(schedule_runs.c.scheduled_for.desc(), schedule_runs.c.id.desc())
+        .limit(query.limit + 1)
+    )
     if query.status:
-        statement = statement.where(R.c.status.in_(query.status))
+        statement = statement.where(schedule_runs.c.status.in_(query.status))
     if query.kind is not None:
-        statement = statement.where(R.c.kind == query.kind)
+        statement = statement.where(schedule_runs.c.kind == query.kind)
     if query.workflow_id is not None:
-        statement = statement.where(R.c.workflow_id == query.workflow_id)
+        statement = statement.where(schedule_runs.c.workflow_id == query.workflow_id)
     if query.since is not None:
-        statement = statement.where(R.c.scheduled_for >= query.since)
+        statement = statement.where(schedule_runs.c.scheduled_for >= query.since)
     if query.until is not None:
-        statement = statement.where(R.c.scheduled_for < query.until)
+        statement = statement.where(schedule_runs.c.scheduled_for < query.until)
     if query.cursor is not None:
         instant, ident = decode_cursor(query.cursor)
         statement = statement.where(
-            or_(R.c.scheduled_for < instant, and_(R.c.scheduled_for == instant, R.c.id < ident))
+            or_(
+                schedule_runs.c.scheduled_for < instant,
+                and_(schedule_runs.c.scheduled_for == instant, schedule_runs.c.id < ident),
+            )
         )
     async with engine.connect() as connection:
         if schedule_id is not None:
             await schedule_row(connection, schedule_id)
-            statement = statement.where(R.c.schedule_id == schedule_id)
+            statement = statement.where(schedule_runs.c.schedule_id == schedule_id)
         rows = list((await connection.execute(statement)).all())
     page = rows[: query.limit]
     more = len(rows) > query.limit
@@ -54,7 +59,9 @@ async def list_runs(
 
 async def get_run(engine: AsyncEngine, run_id: str) -> Run:
     async with engine.connect() as connection:
-        row = (await connection.execute(select(R).where(R.c.id == run_id))).first()
+        row = (
+            await connection.execute(select(schedule_runs).where(schedule_runs.c.id == run_id))
+        ).first()
     if row is None:
         raise NotFoundError("run", run_id)
     return run_view(row)

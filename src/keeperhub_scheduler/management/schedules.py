@@ -15,10 +15,10 @@ from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
-from keeperhub_scheduler.ids import new_schedule_id
 from keeperhub_scheduler.management.models import (
     ScheduleCreate,
     ScheduleDetail,
@@ -27,8 +27,8 @@ from keeperhub_scheduler.management.models import (
     ScheduleUpdate,
 )
 from keeperhub_scheduler.management.pages import decode_cursor, encode_cursor
-from keeperhub_scheduler.management.service import plan_values
-from keeperhub_scheduler.management.sql import insert_for, recent_runs, schedule_row
+from keeperhub_scheduler.management.service import new_schedule_id, plan_values
+from keeperhub_scheduler.management.sql import recent_runs, schedule_row
 from keeperhub_scheduler.management.views import (
     build_timing,
     paused_clause,
@@ -36,8 +36,6 @@ from keeperhub_scheduler.management.views import (
     schedule_view,
 )
 from keeperhub_scheduler.timing import Timing, timing_of_row
-
-S = workflow_schedules
 
 # The fields whose change re-plans the schedule (jitter moves every due instant).
 TIMING_FIELDS = frozenset(
@@ -82,10 +80,11 @@ async def create_schedule(engine: AsyncEngine, spec: ScheduleCreate) -> Schedule
         }
         values |= _plan(timing, schedule_id, spec.jitter_seconds, now, enabled=spec.enabled)
         statement = (
-            insert_for(connection, S)
+            store_for(engine)
+            .insert(workflow_schedules)
             .values(**values)
-            .on_conflict_do_nothing(index_elements=[S.c.workflow_id])
-            .returning(S.c.id)
+            .on_conflict_do_nothing(index_elements=[workflow_schedules.c.workflow_id])
+            .returning(workflow_schedules.c.id)
         )
         try:
             inserted = (await connection.execute(statement)).first()
@@ -93,7 +92,9 @@ async def create_schedule(engine: AsyncEngine, spec: ScheduleCreate) -> Schedule
             raise NotFoundError("workflow", spec.workflow_id) from error
         if inserted is None:
             existing = await connection.execute(
-                select(S.c.id).where(S.c.workflow_id == spec.workflow_id)
+                select(workflow_schedules.c.id).where(
+                    workflow_schedules.c.workflow_id == spec.workflow_id
+                )
             )
             raise ConflictError(
                 f"workflow {spec.workflow_id!r} already has a schedule"
@@ -106,18 +107,27 @@ async def list_schedules(engine: AsyncEngine, query: ScheduleQuery) -> ScheduleP
     """Oldest first (by creation), filtered, one page of at most ``query.limit``."""
     async with engine.connect() as connection:
         now = await database_now(connection)
-        statement = select(S).order_by(S.c.created_at, S.c.id).limit(query.limit + 1)
+        statement = (
+            select(workflow_schedules)
+            .order_by(workflow_schedules.c.created_at, workflow_schedules.c.id)
+            .limit(query.limit + 1)
+        )
         if query.workflow_id is not None:
-            statement = statement.where(S.c.workflow_id == query.workflow_id)
+            statement = statement.where(workflow_schedules.c.workflow_id == query.workflow_id)
         if query.enabled is not None:
-            statement = statement.where(S.c.enabled == query.enabled)
+            statement = statement.where(workflow_schedules.c.enabled == query.enabled)
         if query.paused is not None:
             paused = paused_clause(now)
             statement = statement.where(paused if query.paused else ~paused)
         if query.cursor is not None:
             created, ident = decode_cursor(query.cursor)
             statement = statement.where(
-                or_(S.c.created_at > created, and_(S.c.created_at == created, S.c.id > ident))
+                or_(
+                    workflow_schedules.c.created_at > created,
+                    and_(
+                        workflow_schedules.c.created_at == created, workflow_schedules.c.id > ident
+                    ),
+                )
             )
         rows = list((await connection.execute(statement)).all())
     page = rows[: query.limit]
@@ -153,14 +163,20 @@ async def update_schedule(
         elif not enabled:
             values["next_run_at"] = None
         values["updated_at"] = now
-        await connection.execute(update(S).where(S.c.id == row.id).values(**values))
+        await connection.execute(
+            update(workflow_schedules).where(workflow_schedules.c.id == row.id).values(**values)
+        )
         return await _detail(connection, schedule_id)
 
 
 async def delete_schedule(engine: AsyncEngine, schedule_id: str) -> None:
     """Delete the schedule and (by cascade) its runs."""
     async with engine.begin() as connection:
-        deleted = await connection.execute(delete(S).where(S.c.id == schedule_id).returning(S.c.id))
+        deleted = await connection.execute(
+            delete(workflow_schedules)
+            .where(workflow_schedules.c.id == schedule_id)
+            .returning(workflow_schedules.c.id)
+        )
         if deleted.first() is None:
             raise NotFoundError("schedule", schedule_id)
 

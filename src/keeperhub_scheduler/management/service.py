@@ -8,23 +8,28 @@ schedule fires (cron, zone, enabled) re-plans it in the same statement: ``next_r
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
 from sqlalchemy import delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler import cron
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import InvalidScheduleError, NotFoundError
-from keeperhub_scheduler.ids import new_schedule_id
 from keeperhub_scheduler.timing import Timing, next_due, timing_of_row
 
-S = workflow_schedules
+_ID_ALPHABET = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def new_schedule_id() -> str:
+    """21 lowercase letters and digits, the shape of KeeperHub's own generated ids."""
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(21))
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,11 @@ class ScheduleService:
     async def get_workflow_schedule(self, workflow_id: str) -> dict[str, Any] | None:
         async with self.engine.connect() as connection:
             row = (
-                await connection.execute(select(S).where(S.c.workflow_id == workflow_id))
+                await connection.execute(
+                    select(workflow_schedules).where(
+                        workflow_schedules.c.workflow_id == workflow_id
+                    )
+                )
             ).first()
         return dict(row._mapping) if row else None
 
@@ -132,14 +141,17 @@ class ScheduleService:
         if config is None:
             async with self.engine.begin() as connection:
                 deleted = await connection.execute(
-                    delete(S).where(S.c.workflow_id == workflow_id).returning(S.c.id)
+                    delete(workflow_schedules)
+                    .where(workflow_schedules.c.workflow_id == workflow_id)
+                    .returning(workflow_schedules.c.id)
                 )
                 gone = deleted.first() is not None
             return SyncResult("deleted" if gone else "none", None)
         timing = Timing.of(config.cron_expression, config.timezone)
         async with self.engine.begin() as connection:
             await _require_workflow(connection, workflow_id)
-            row, action = await _upsert(connection, workflow_id, timing)
+            insert = store_for(self.engine).insert(workflow_schedules)
+            row, action = await _upsert(connection, insert, workflow_id, timing)
         return SyncResult(action, row)
 
     async def set_schedule_enabled(self, workflow_id: str, enabled: bool) -> dict[str, Any]:
@@ -147,7 +159,9 @@ class ScheduleService:
             now = await database_now(connection)
             current = (
                 await connection.execute(
-                    select(S).where(S.c.workflow_id == workflow_id).with_for_update()
+                    select(workflow_schedules)
+                    .where(workflow_schedules.c.workflow_id == workflow_id)
+                    .with_for_update()
                 )
             ).first()
             if current is None:
@@ -160,7 +174,10 @@ class ScheduleService:
                 values["next_run_at"] = None
             row = (
                 await connection.execute(
-                    update(S).where(S.c.id == current.id).values(**values).returning(S)
+                    update(workflow_schedules)
+                    .where(workflow_schedules.c.id == current.id)
+                    .values(**values)
+                    .returning(workflow_schedules)
                 )
             ).one()
         return dict(row._mapping)
@@ -173,7 +190,7 @@ async def _require_workflow(connection: AsyncConnection, workflow_id: str) -> No
 
 
 async def _upsert(
-    connection: AsyncConnection, workflow_id: str, timing: Timing
+    connection: AsyncConnection, insert_into: Any, workflow_id: str, timing: Timing
 ) -> tuple[dict[str, Any], Literal["created", "updated", "unchanged"]]:
     now = await database_now(connection)
     schedule_id = new_schedule_id()
@@ -186,16 +203,15 @@ async def _upsert(
         "created_at": now,
         "updated_at": now,
     } | plan_values(timing, schedule_id, 0, now)
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    insert = dialect.insert(S).values(**values)
+    insert = insert_into.values(**values)
     changed = (
-        (S.c.cron_expression != insert.excluded.cron_expression)
-        | (S.c.timezone != insert.excluded.timezone)
-        | S.c.interval_seconds.is_not(None)
+        (workflow_schedules.c.cron_expression != insert.excluded.cron_expression)
+        | (workflow_schedules.c.timezone != insert.excluded.timezone)
+        | workflow_schedules.c.interval_seconds.is_not(None)
     )
     # On conflict the existing row keeps its id; its plan is recomputed below with that id.
     statement = insert.on_conflict_do_update(
-        index_elements=[S.c.workflow_id],
+        index_elements=[workflow_schedules.c.workflow_id],
         set_={
             "cron_expression": insert.excluded.cron_expression,
             "timezone": insert.excluded.timezone,
@@ -205,18 +221,27 @@ async def _upsert(
             "plan_key": None,
         },
         where=changed,
-    ).returning(S)
+    ).returning(workflow_schedules)
     try:
         row = (await connection.execute(statement)).first()
     except IntegrityError as error:
         raise NotFoundError("workflow", workflow_id) from error
     if row is None:
-        existing = (await connection.execute(select(S).where(S.c.workflow_id == workflow_id))).one()
+        existing = (
+            await connection.execute(
+                select(workflow_schedules).where(workflow_schedules.c.workflow_id == workflow_id)
+            )
+        ).one()
         return dict(existing._mapping), "unchanged"
     if row.id == schedule_id:
         return dict(row._mapping), "created"
     replanned = plan_values(timing_of_row(row), row.id, row.jitter_seconds, now)
     updated = (
-        await connection.execute(update(S).where(S.c.id == row.id).values(**replanned).returning(S))
+        await connection.execute(
+            update(workflow_schedules)
+            .where(workflow_schedules.c.id == row.id)
+            .values(**replanned)
+            .returning(workflow_schedules)
+        )
     ).one()
     return dict(updated._mapping), "updated"

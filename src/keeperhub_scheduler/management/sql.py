@@ -1,29 +1,19 @@
-"""Small SQL helpers the management operations share, for PostgreSQL and SQLite alike."""
+"""Small reads the management operations share, for PostgreSQL and SQLite alike."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Table, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.errors import NotFoundError
 
-S = workflow_schedules
-R = schedule_runs
-
-
-def insert_for(connection: AsyncConnection, table: Table) -> Any:
-    """An INSERT that knows ``ON CONFLICT`` in the connection's dialect."""
-    dialect = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
-
 
 async def schedule_row(connection: AsyncConnection, schedule_id: str, *, lock: bool = False) -> Any:
     """The schedule's row (locked for the transaction when ``lock``), or ``NotFoundError``."""
-    statement = select(S).where(S.c.id == schedule_id)
+    statement = select(workflow_schedules).where(workflow_schedules.c.id == schedule_id)
     if lock:
         statement = statement.with_for_update()
     row = (await connection.execute(statement)).first()
@@ -34,9 +24,9 @@ async def schedule_row(connection: AsyncConnection, schedule_id: str, *, lock: b
 
 async def recent_runs(connection: AsyncConnection, schedule_id: str, count: int = 5) -> list[Any]:
     statement = (
-        select(R)
-        .where(R.c.schedule_id == schedule_id)
-        .order_by(R.c.scheduled_for.desc(), R.c.id.desc())
+        select(schedule_runs)
+        .where(schedule_runs.c.schedule_id == schedule_id)
+        .order_by(schedule_runs.c.scheduled_for.desc(), schedule_runs.c.id.desc())
         .limit(count)
     )
     return list((await connection.execute(statement)).all())

@@ -1,5 +1,5 @@
 """The scheduler at a glance: run counts, the oldest pending run, dispatch lag, recent failures,
-schedules, and the queue's depth when there is an SQS queue."""
+schedules, and the queue's depth when the transport has a queue."""
 
 from __future__ import annotations
 
@@ -22,10 +22,10 @@ from keeperhub_scheduler.management.models import (
     Status,
 )
 from keeperhub_scheduler.management.views import paused_clause
+from keeperhub_scheduler.runs import FAILURES, RunKind, RunStatus
+from keeperhub_scheduler.transport import depth_probe
 from keeperhub_scheduler.transport.base import DEPTH_TIMEOUT_SECONDS, DepthProbe
 
-R = schedule_runs
-S = workflow_schedules
 LAG_WINDOW = timedelta(minutes=5)
 LAG_SAMPLE = 10_000  # the newest runs of the window; enough for a p99, cheap at any volume
 
@@ -49,34 +49,24 @@ async def scheduler_status(engine: AsyncEngine, depth: DepthProbe | None = None)
     )
 
 
-def sqs_depth_probe(settings: Settings) -> DepthProbe | None:
-    """Asks the configured SQS queue (and its DLQ) for their depth; None without a queue."""
-    if not settings.sqs_queue_url:
-        return None
-
-    async def probe() -> dict[str, int]:
-        from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
-
-        transport = await SqsTransport(QueueEndpoint.from_settings(settings)).start()
-        try:
-            return await transport.depth()
-        finally:
-            await transport.close()
-
-    return probe
+def queue_depth_probe(settings: Settings, engine: AsyncEngine) -> DepthProbe:
+    """Asks the configured transport for its queue's depth (None: it has no queue)."""
+    return depth_probe(settings, engine)
 
 
 async def _counts_by_status(connection: AsyncConnection) -> dict[str, int]:
-    rows = await connection.execute(select(R.c.status, func.count()).group_by(R.c.status))
+    rows = await connection.execute(
+        select(schedule_runs.c.status, func.count()).group_by(schedule_runs.c.status)
+    )
     return {str(status): int(count) for status, count in rows.all()}
 
 
 async def _oldest_pending(connection: AsyncConnection, now: datetime) -> OldestPending | None:
     row = (
         await connection.execute(
-            select(R.c.id, R.c.schedule_id, R.c.due_at)
-            .where(R.c.status == "pending")
-            .order_by(R.c.due_at)
+            select(schedule_runs.c.id, schedule_runs.c.schedule_id, schedule_runs.c.due_at)
+            .where(schedule_runs.c.status == RunStatus.PENDING)
+            .order_by(schedule_runs.c.due_at)
             .limit(1)
         )
     ).first()
@@ -91,13 +81,13 @@ async def _oldest_pending(connection: AsyncConnection, now: datetime) -> OldestP
 async def _dispatch_lag(connection: AsyncConnection, now: datetime) -> DispatchLag:
     """Enqueued minus scheduled_for, over runs scheduled in the last five minutes."""
     rows = await connection.execute(
-        select(R.c.scheduled_for, R.c.enqueued_at)
+        select(schedule_runs.c.scheduled_for, schedule_runs.c.enqueued_at)
         .where(
-            R.c.scheduled_for >= now - LAG_WINDOW,
-            R.c.enqueued_at.is_not(None),
-            R.c.kind == "schedule",
+            schedule_runs.c.scheduled_for >= now - LAG_WINDOW,
+            schedule_runs.c.enqueued_at.is_not(None),
+            schedule_runs.c.kind == RunKind.SCHEDULE,
         )
-        .order_by(R.c.scheduled_for.desc())
+        .order_by(schedule_runs.c.scheduled_for.desc())
         .limit(LAG_SAMPLE)
     )
     lags = sorted(max(0.0, (enqueued - due).total_seconds()) for due, enqueued in rows.all())
@@ -119,7 +109,7 @@ def _percentile(ordered: list[float], fraction: float) -> float | None:
 
 async def _failures_since(connection: AsyncConnection, since: datetime) -> int:
     statement = select(func.count()).where(
-        R.c.finished_at >= since, R.c.status.in_(("failed", "dead"))
+        schedule_runs.c.finished_at >= since, schedule_runs.c.status.in_(FAILURES)
     )
     return int((await connection.execute(statement)).scalar_one())
 
@@ -130,19 +120,21 @@ async def _schedule_counts(connection: AsyncConnection, now: datetime) -> Schedu
         await connection.execute(
             select(
                 func.count(),
-                func.count().filter(S.c.enabled),
+                func.count().filter(workflow_schedules.c.enabled),
                 func.count().filter(paused),
-            ).select_from(S)
+            ).select_from(workflow_schedules)
         )
     ).one()
     return ScheduleCounts(total=int(row[0]), enabled=int(row[1] or 0), paused=int(row[2] or 0))
 
 
-async def _queue_depth(depth: DepthProbe) -> QueueDepth:
+async def _queue_depth(depth: DepthProbe) -> QueueDepth | None:
     try:
         values = await asyncio.wait_for(depth(), DEPTH_TIMEOUT_SECONDS)
     except Exception as error:  # the status page must answer even when the queue does not
         return QueueDepth(error=f"{type(error).__name__}: {error}"[:300])
+    if values is None:
+        return None
     return QueueDepth(
         visible=values.get("queue_visible"),
         in_flight=values.get("queue_in_flight"),

@@ -14,7 +14,6 @@ from keeperhub_scheduler.errors import InvalidScheduleError
 from keeperhub_scheduler.management.models import FireTime, Run, Schedule, ScheduleDetail
 from keeperhub_scheduler.timing import Timing, timing_of_row
 
-S = workflow_schedules
 CRON_PARTS = frozenset({"second", "minute", "hour", "day_of_month", "month", "day_of_week"})
 
 
@@ -64,7 +63,10 @@ def is_paused(row: Any, now: datetime) -> bool:
 
 
 def paused_clause(now: datetime) -> ColumnElement[bool]:
-    return and_(S.c.paused_at.is_not(None), or_(S.c.paused_until.is_(None), S.c.paused_until > now))
+    return and_(
+        workflow_schedules.c.paused_at.is_not(None),
+        or_(workflow_schedules.c.paused_until.is_(None), workflow_schedules.c.paused_until > now),
+    )
 
 
 def schedule_view(row: Any, now: datetime) -> Schedule:

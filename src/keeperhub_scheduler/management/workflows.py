@@ -24,13 +24,20 @@ from keeperhub_scheduler.management.service import ScheduleService
 from keeperhub_scheduler.management.sql import schedule_row
 from keeperhub_scheduler.management.views import schedule_view
 
-W = workflows
-COLUMNS = (W.c.id, W.c.name, W.c.enabled, W.c.created_at, W.c.updated_at)
+COLUMNS = (
+    workflows.c.id,
+    workflows.c.name,
+    workflows.c.enabled,
+    workflows.c.created_at,
+    workflows.c.updated_at,
+)
 
 
 async def get_workflow(engine: AsyncEngine, workflow_id: str) -> Workflow:
     async with engine.connect() as connection:
-        row = (await connection.execute(select(*COLUMNS).where(W.c.id == workflow_id))).first()
+        row = (
+            await connection.execute(select(*COLUMNS).where(workflows.c.id == workflow_id))
+        ).first()
     if row is None:
         raise NotFoundError("workflow", workflow_id)
     return Workflow.model_validate(dict(row._mapping))
@@ -41,13 +48,15 @@ async def create_workflow(engine: AsyncEngine, spec: WorkflowCreate) -> Workflow
         async with engine.begin() as connection:
             now = await database_now(connection)
             await connection.execute(
-                W.insert().values(
+                workflows.insert().values(
                     id=spec.id, name=spec.name, enabled=spec.enabled, created_at=now, updated_at=now
                 )
             )
     except IntegrityError:
         async with engine.connect() as connection:
-            exists = (await connection.execute(select(W.c.id).where(W.c.id == spec.id))).first()
+            exists = (
+                await connection.execute(select(workflows.c.id).where(workflows.c.id == spec.id))
+            ).first()
         if exists is not None:
             raise ConflictError(f"workflow {spec.id!r} already exists") from None
         raise ConflictError(
@@ -63,7 +72,10 @@ async def update_workflow(engine: AsyncEngine, workflow_id: str, patch: Workflow
         if values:
             values["updated_at"] = await database_now(connection)
             changed = await connection.execute(
-                update(W).where(W.c.id == workflow_id).values(**values).returning(W.c.id)
+                update(workflows)
+                .where(workflows.c.id == workflow_id)
+                .values(**values)
+                .returning(workflows.c.id)
             )
             if changed.first() is None:
                 raise NotFoundError("workflow", workflow_id)
@@ -72,7 +84,9 @@ async def update_workflow(engine: AsyncEngine, workflow_id: str, patch: Workflow
 
 async def delete_workflow(engine: AsyncEngine, workflow_id: str) -> None:
     async with engine.begin() as connection:
-        deleted = await connection.execute(delete(W).where(W.c.id == workflow_id).returning(W.c.id))
+        deleted = await connection.execute(
+            delete(workflows).where(workflows.c.id == workflow_id).returning(workflows.c.id)
+        )
         if deleted.first() is None:
             raise NotFoundError("workflow", workflow_id)
 

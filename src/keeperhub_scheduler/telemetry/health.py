@@ -2,18 +2,16 @@
 
 ``/healthz`` answers 200 while the main loop has turned recently (a wedged loop fails the liveness
 probe and gets restarted); ``/readyz`` answers 200 when the database and the queue answer.
-``/metrics`` also asks SQS for its queue's depth when there is one, so a backlog or a filling
-dead-letter queue shows beside the rest, without CloudWatch.
+``/metrics`` also asks the transport for its queue's depth when it has one, so a backlog or a
+filling dead-letter queue shows beside the rest, without CloudWatch.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -68,35 +66,17 @@ def health_app(
 
 
 async def read_queue_depth(depth: DepthProbe) -> None:
-    """Set the queue gauges from SQS; when SQS does not answer, empty them (a stale count would
-    hide a growing backlog) and count the failure. The scrape itself always answers."""
+    """Set the queue gauges from the transport; when its queue does not answer, empty them (a
+    stale count would hide a growing backlog) and count the failure. The scrape itself always
+    answers. A transport without a queue (None) leaves them alone."""
     try:
         values = await asyncio.wait_for(depth(), DEPTH_TIMEOUT_SECONDS)
     except Exception:
         metrics.QUEUE_MESSAGES.clear()
         metrics.QUEUE_DEPTH_FAILURES.inc()
         return
+    if values is None:
+        return
     for key, count in values.items():
         queue, state = key.split("_", 1)  # "queue_in_flight" -> ("queue", "in_flight")
         metrics.QUEUE_MESSAGES.labels("main" if queue == "queue" else queue, state).set(count)
-
-
-class EmbeddedServer(uvicorn.Server):
-    """A uvicorn server inside our own event loop: signals stay ours (we drain on SIGTERM)."""
-
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
-
-
-async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``app`` until ``stop`` is set (port 0: do not serve at all)."""
-    if port == 0:
-        await stop.wait()
-        return
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
-    server = EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
-    await stop.wait()
-    server.should_exit = True
-    await task

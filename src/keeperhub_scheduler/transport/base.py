@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-# A queue's depth as ``SqsTransport.depth`` reports it: {"queue_visible": n, "queue_in_flight": n,
-# "dlq_visible": n, "dlq_in_flight": n}; read for ``status`` and for ``/metrics``.
-DepthProbe = Callable[[], Awaitable[dict[str, int]]]
+# A queue's depth as ``Transport.depth`` reports it: {"queue_visible": n, "queue_in_flight": n,
+# "dlq_visible": n, "dlq_in_flight": n}, or None for a transport without a queue to count; read for
+# ``status`` and for ``/metrics``.
+DepthProbe = Callable[[], Awaitable[dict[str, int] | None]]
+LONGEST_DELAY_SECONDS = 12 * 3600  # the longest a transport hides a message (SQS's ceiling)
 DEPTH_TIMEOUT_SECONDS = 5.0  # a page or a scrape that asks must answer without the queue
 
 
@@ -43,6 +45,11 @@ class TransportError(Exception):
 
 
 class Transport(Protocol):
+    # Messages one send or receive call carries at most (the relay's and the receiver's batches).
+    batch_size: int
+    # The longest ``retry_later`` and ``extend`` can hide a delivery (the executor's backoff cap).
+    max_delay_seconds: int
+
     async def send(self, messages: Sequence[OutgoingMessage]) -> set[str]:
         """Send messages; return the run ids that were accepted (the rest stay pending)."""
         ...
@@ -68,6 +75,11 @@ class Transport(Protocol):
 
     async def check(self) -> None:
         """Raise ``TransportError`` unless the transport answers (readiness)."""
+        ...
+
+    async def depth(self) -> dict[str, int] | None:
+        """Messages waiting and in flight in the queue and its dead-letter queue (see
+        ``DepthProbe``); None when the transport has no queue of its own to count."""
         ...
 
     async def close(self) -> None: ...

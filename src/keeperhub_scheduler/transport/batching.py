@@ -13,7 +13,7 @@ from typing import Any
 from keeperhub_scheduler.coalesce import Coalescer
 from keeperhub_scheduler.transport.base import TransportError
 
-BATCH_LIMIT = 10
+BATCH_LIMIT = 10  # SQS's own limit for every batch call, and for ReceiveMessage
 BatchCall = Callable[[list[dict[str, Any]]], Awaitable[Any]]
 
 

@@ -12,21 +12,24 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
-from sqlalchemy import and_, or_, select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import schedule_runs
-from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
-from keeperhub_scheduler.transport.messages import RunMessage, encode
+from keeperhub_scheduler.transport.base import LONGEST_DELAY_SECONDS, Delivery, OutgoingMessage
+from keeperhub_scheduler.transport.messages import encode
 
-R = schedule_runs
 POLL_SECONDS = 0.1
 
 
 class DatabaseTransport:
+    # As SQS's, so that the relay, the receiver and the retries behave alike in both modes.
+    batch_size = 10
+    max_delay_seconds = LONGEST_DELAY_SECONDS
+
     def __init__(self, engine: AsyncEngine, signing_key: bytes | None) -> None:
         self.engine = engine
+        self.store = store_for(engine)
         self.signing_key = signing_key
         self.wake = asyncio.Event()  # set by an in-process dispatcher after it relays
         self._held: set[str] = set()  # runs handed to this process's executor, not yet settled
@@ -52,29 +55,11 @@ class DatabaseTransport:
                 await asyncio.wait_for(self.wake.wait(), min(POLL_SECONDS, deadline - loop.time()))
 
     async def _ready(self, limit: int) -> list[Delivery]:
-        async with self.engine.connect() as connection:
-            now = await database_now(connection)
-            statement = (
-                select(R.c.id, R.c.schedule_id, R.c.workflow_id, R.c.scheduled_for)
-                .where(
-                    R.c.status.in_(("enqueued", "running", "retrying")),
-                    or_(
-                        R.c.status == "enqueued",
-                        and_(R.c.status == "retrying", R.c.next_attempt_at <= now),
-                        and_(R.c.status == "running", R.c.lease_until < now),
-                    ),
-                    R.c.id.not_in(self._held) if self._held else true(),
-                )
-                .order_by(R.c.due_at)
-                .limit(limit)
-            )
-            rows = (await connection.execute(statement)).all()
         deliveries = []
-        for row in rows:
-            message = RunMessage(row.workflow_id, row.schedule_id, row.scheduled_for, row.id)
-            body, attributes = encode(message, self.signing_key)
-            deliveries.append(Delivery(body, attributes, handle=row.id, message_id=row.id))
-            self._held.add(row.id)
+        for run in await self.store.ready_runs(limit, self._held):
+            body, attributes = encode(run, self.signing_key)
+            deliveries.append(Delivery(body, attributes, handle=run.run_id, message_id=run.run_id))
+            self._held.add(run.run_id)
         return deliveries
 
     def _settled(self, delivery: Delivery) -> None:
@@ -98,6 +83,9 @@ class DatabaseTransport:
     async def check(self) -> None:
         async with self.engine.connect() as connection:
             await database_now(connection)
+
+    async def depth(self) -> None:
+        return None  # no queue: ``status`` counts the runs themselves
 
     async def close(self) -> None:
         return None

@@ -3,8 +3,9 @@
 Body (DESIGN.md's contract, compatible with the original dispatcher's):
 ``{"workflowId", "scheduleId", "triggerTime", "triggerType": "schedule", "runId"}``.
 Attributes: ``TriggerType``, ``WorkflowId`` and, when a signing key is set, ``Signature``:
-``v1=<hex HMAC-SHA256 of the body>``. The original's messages have no ``runId``; ``decode``
-accepts them and the executor maps them to the run of (scheduleId, triggerTime).
+``v1=<hex HMAC-SHA256 of the body>``. A message names one run (``runs.RunRef``). The original's
+messages have no ``runId``; ``decode`` answers them as a ``LegacyMessage``, which the executor maps
+to the run of (scheduleId, triggerTime).
 """
 
 from __future__ import annotations
@@ -18,11 +19,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 from keeperhub_scheduler.errors import SchedulerError
+from keeperhub_scheduler.runs import RunRef
+from keeperhub_scheduler.transport.base import OutgoingMessage
 
 MAX_BODY_BYTES = 64 * 1024
 SIGNATURE_VERSION = "v1"
 # KeeperHub's ids are nanoid-like; ours are hex/uuid. Anything else could reach a URL path.
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+TRIGGER_TYPE = "schedule"  # the only one the contract has
 
 
 class InvalidMessageError(SchedulerError):
@@ -33,13 +37,13 @@ class InvalidMessageError(SchedulerError):
         self.reason = reason
 
 
-@dataclass(frozen=True)
-class RunMessage:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LegacyMessage:
+    """A message in the original dispatcher's format: a schedule's occurrence, no run id."""
+
     workflow_id: str
     schedule_id: str
-    trigger_time: datetime
-    run_id: str | None  # None: a message in the original dispatcher's format
-    trigger_type: str = "schedule"
+    scheduled_for: datetime  # the message's triggerTime
 
 
 def format_instant(instant: datetime) -> str:
@@ -57,18 +61,26 @@ def parse_instant(text: str) -> datetime:
     return instant.astimezone(UTC)
 
 
-def encode(message: RunMessage, signing_key: bytes | None) -> tuple[str, dict[str, str]]:
+def outgoing(run: RunRef, signing_key: bytes | None) -> OutgoingMessage:
+    """The message of a run, ready for a transport's ``send``."""
+    body, attributes = encode(run, signing_key)
+    return OutgoingMessage(run.run_id, body, attributes)
+
+
+def encode(
+    message: RunRef | LegacyMessage, signing_key: bytes | None
+) -> tuple[str, dict[str, str]]:
     """The body and the message attributes to send."""
     payload: dict[str, str] = {
         "workflowId": message.workflow_id,
         "scheduleId": message.schedule_id,
-        "triggerTime": format_instant(message.trigger_time),
-        "triggerType": message.trigger_type,
+        "triggerTime": format_instant(message.scheduled_for),
+        "triggerType": TRIGGER_TYPE,
     }
-    if message.run_id is not None:
+    if isinstance(message, RunRef):
         payload["runId"] = message.run_id
     body = json.dumps(payload, separators=(",", ":"))
-    attributes = {"TriggerType": message.trigger_type, "WorkflowId": message.workflow_id}
+    attributes = {"TriggerType": TRIGGER_TYPE, "WorkflowId": message.workflow_id}
     if signing_key:
         attributes["Signature"] = sign(body, signing_key)
     return body, attributes
@@ -85,7 +97,7 @@ def decode(
     signing_key: bytes | None,
     *,
     require_signature: bool,
-) -> RunMessage:
+) -> RunRef | LegacyMessage:
     """Check and parse a received message, or raise ``InvalidMessageError`` with the reason."""
     if len(body.encode()) > MAX_BODY_BYTES:
         raise InvalidMessageError(f"body larger than {MAX_BODY_BYTES} bytes")
@@ -115,7 +127,7 @@ def _verify_signature(
         raise InvalidMessageError("signature does not match the body (forged or corrupted)")
 
 
-def _parse_payload(payload: dict[str, Any]) -> RunMessage:
+def _parse_payload(payload: dict[str, Any]) -> RunRef | LegacyMessage:
     workflow_id = _identifier(payload, "workflowId")
     schedule_id = _identifier(payload, "scheduleId")
     raw_time = payload.get("triggerTime")
@@ -127,13 +139,19 @@ def _parse_payload(payload: dict[str, Any]) -> RunMessage:
         raise InvalidMessageError(
             f"field triggerTime is not an ISO 8601 instant: {raw_time[:64]!r}"
         ) from None
-    trigger_type = payload.get("triggerType", "schedule")
-    if trigger_type != "schedule":
+    trigger_type = payload.get("triggerType", TRIGGER_TYPE)
+    if trigger_type != TRIGGER_TYPE:
         raise InvalidMessageError(
-            f"field triggerType must be 'schedule', not {str(trigger_type)[:32]!r}"
+            f"field triggerType must be '{TRIGGER_TYPE}', not {str(trigger_type)[:32]!r}"
         )
-    run_id = _identifier(payload, "runId") if "runId" in payload else None
-    return RunMessage(workflow_id, schedule_id, trigger_time, run_id)
+    if "runId" not in payload:
+        return LegacyMessage(
+            workflow_id=workflow_id, schedule_id=schedule_id, scheduled_for=trigger_time
+        )
+    run_id = _identifier(payload, "runId")
+    return RunRef(
+        run_id=run_id, workflow_id=workflow_id, schedule_id=schedule_id, scheduled_for=trigger_time
+    )
 
 
 def _identifier(payload: dict[str, Any], name: str) -> str:

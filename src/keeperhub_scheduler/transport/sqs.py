@@ -15,9 +15,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from keeperhub_scheduler.config import Settings, require
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage, TransportError
-from keeperhub_scheduler.transport.batching import BatchCall, Batcher
+from keeperhub_scheduler.transport.batching import BATCH_LIMIT, BatchCall, Batcher
 
-BATCH_LIMIT = 10  # SQS's own limit for SendMessageBatch and ReceiveMessage
 # A SendMessageBatch answers in milliseconds. One that hangs (a frozen or black-holed endpoint)
 # is given up after this long, so that a dispatcher pass never waits on it for the client's
 # read timeout (sized for 20 s long polls) times its retries, while occurrences come due.
@@ -76,6 +75,9 @@ async def open_client(endpoint: QueueEndpoint, stack: AsyncExitStack, pool: int 
 
 class SqsTransport:
     """One aiobotocore client shared by every call of the process."""
+
+    batch_size = BATCH_LIMIT
+    max_delay_seconds = MAX_VISIBILITY_SECONDS
 
     def __init__(
         self,

@@ -1,0 +1,410 @@
+"""PostgreSQL's statements of the run store: the hot paths, each one round trip for a batch.
+
+* The claim's writes (``insert_runs``, ``advance_schedules``): the values travel as one array per
+  column and ``unnest`` turns them back into rows: one round trip and one plan for a batch of any
+  size, where an ``executemany`` would pay one statement per row.
+* The relay's ``mark_enqueued`` and ``release``: the ids as one binary array.
+* The executor's ``claim``: one autocommitted UPDATE with the flags joined in and the clock read
+  from ``now()``; the claims of concurrent deliveries (the ten of one receive, say) go out as one
+  such statement over arrays of run ids (see ``coalesce``). Runs of schedules whose overlap policy
+  is ``skip`` take the transactional path, where the schedule row is locked so that two runs of it
+  claimed at once see each other; so does every refusal (which needs to know why).
+* The executor's ``record``: a final outcome updates the run and its schedule in one
+  autocommitted statement (a data-modifying CTE), and the final outcomes of concurrent calls go
+  out as one such statement over arrays, locking their schedules in id order (two batches never
+  wait on each other's schedules crosswise).
+
+The statements the hot paths run are built once, at import: the hot path only binds parameters
+(building and keying a statement per call cost more CPU than running it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Integer,
+    Interval,
+    Text,
+    bindparam,
+    case,
+    cast,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from keeperhub_scheduler.coalesce import Coalescer
+from keeperhub_scheduler.db.engine import executor_log, once_more_if_disconnected
+from keeperhub_scheduler.db.listen import DueListener
+from keeperhub_scheduler.db.statements import (
+    claim_statement,
+    claimed_run,
+    held_by,
+    outcome_values,
+    schedule_outcome_values,
+    switched_off,
+)
+from keeperhub_scheduler.db.store import Outcome, Refusal, RunStore, Skipped
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.db.urls import libpq_url
+from keeperhub_scheduler.runs import (
+    FINAL_OUTCOMES,
+    ClaimedRun,
+    LastStatus,
+    RunRef,
+    RunStatus,
+)
+
+CLAIMS_PER_STATEMENT = 10  # runs one claim statement takes at most
+OUTCOMES_PER_STATEMENT = 10  # final outcomes one record statement writes at most
+
+# --- the dispatcher's claim ---------------------------------------------------------------------
+# Every run the claim writes has exactly these columns (see ``dispatcher.claim``).
+RUN_COLUMNS: dict[str, str] = {
+    "id": "text",
+    "schedule_id": "text",
+    "workflow_id": "text",
+    "kind": "text",
+    "scheduled_for": "timestamptz",
+    "scheduled_until": "timestamptz",
+    "occurrences": "integer",
+    "due_at": "timestamptz",
+    "status": "text",
+    "skip_reason": "text",
+    "created_at": "timestamptz",
+    "finished_at": "timestamptz",
+    "relay_lease_until": "timestamptz",
+}
+
+# Every schedule the claim advances has exactly these values (see ``dispatcher.claim``).
+ADVANCE_COLUMNS: dict[str, str] = {
+    "b_id": "text",
+    "b_next_run_at": "timestamptz",
+    "b_decided_through": "timestamptz",
+    "b_plan_key": "text",
+    "b_last_fired": "timestamptz",
+    "b_pause_ended": "boolean",
+}
+
+
+def _unnest(columns: dict[str, str]) -> str:
+    # %(name)b: psycopg sends the list as a binary array, many times cheaper to build than text.
+    return ", ".join(f"CAST(%({name})b AS {kind}[])" for name, kind in columns.items())
+
+
+# The f-strings below only splice in the column constants above, never a value (hence the noqa).
+_INSERT_RUNS = (
+    f"INSERT INTO schedule_runs ({', '.join(RUN_COLUMNS)})"  # noqa: S608
+    f" SELECT * FROM unnest({_unnest(RUN_COLUMNS)})"
+    " ON CONFLICT (schedule_id, scheduled_for) DO NOTHING RETURNING id"
+)
+
+# No read-modify-write on any column: a concurrent writer's change to another column survives.
+_ADVANCE = (
+    "UPDATE workflow_schedules AS s SET"  # noqa: S608
+    " next_run_at = v.b_next_run_at,"
+    " decided_through = v.b_decided_through,"
+    " plan_key = v.b_plan_key,"
+    " last_run_at = coalesce(v.b_last_fired, s.last_run_at),"
+    " paused_at = CASE WHEN v.b_pause_ended THEN NULL ELSE s.paused_at END,"
+    " paused_until = CASE WHEN v.b_pause_ended THEN NULL ELSE s.paused_until END,"
+    " paused_note = CASE WHEN v.b_pause_ended THEN NULL ELSE s.paused_note END"
+    f" FROM unnest({_unnest(ADVANCE_COLUMNS)}) AS v({', '.join(ADVANCE_COLUMNS)})"
+    " WHERE s.id = v.b_id"
+)
+
+# --- the relay ----------------------------------------------------------------------------------
+_MARK_ENQUEUED = f"""
+UPDATE schedule_runs SET status = '{RunStatus.ENQUEUED}', enqueued_at = now(),
+  relay_lease_until = NULL
+WHERE id = ANY(%(ids)b) AND status = '{RunStatus.PENDING}'
+RETURNING scheduled_for, enqueued_at
+"""  # noqa: S608 (the statuses are the vocabulary's constants)
+_RELEASE = f"""
+UPDATE schedule_runs SET relay_lease_until = NULL
+WHERE id = ANY(%(ids)b) AND status = '{RunStatus.PENDING}'
+"""  # noqa: S608
+
+
+def _columns(rows: Sequence[dict[str, Any]], names: dict[str, str]) -> dict[str, list[Any]]:
+    return {name: [row[name] for row in rows] for name in names}
+
+
+class PostgresStore(RunStore):
+    knows_inserted = True
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        super().__init__(engine)
+        self._claim_batches: dict[timedelta, Coalescer[RunRef, Any]] = {}
+        self._final_batches: Coalescer[Outcome, bool] = Coalescer(
+            self._record_batch, limit=OUTCOMES_PER_STATEMENT
+        )
+
+    def insert(self, table: Any) -> Any:
+        return postgresql.insert(table)
+
+    def due_listener(self) -> DueListener:
+        return DueListener(libpq_url(self.engine.url.render_as_string(hide_password=False)))
+
+    # --- the dispatcher's claim -----------------------------------------------------------
+    async def insert_runs(
+        self, connection: AsyncConnection, runs: Sequence[dict[str, Any]]
+    ) -> set[str]:
+        if not runs:
+            return set()
+        result = await connection.exec_driver_sql(_INSERT_RUNS, _columns(runs, RUN_COLUMNS))
+        return {row[0] for row in result.all()}
+
+    async def advance_schedules(
+        self, connection: AsyncConnection, advances: Sequence[dict[str, Any]]
+    ) -> None:
+        if advances:
+            await connection.exec_driver_sql(_ADVANCE, _columns(advances, ADVANCE_COLUMNS))
+
+    # --- the relay ------------------------------------------------------------------------
+    async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
+        if not run_ids:
+            return []
+        async with self.engine.begin() as connection:
+            result = await connection.exec_driver_sql(_MARK_ENQUEUED, {"ids": list(run_ids)})
+            rows: Sequence[Any] = result.all()
+        # Raw rows come in the session's zone: both are instants, their difference is the lag.
+        return [(row[1] - row[0]).total_seconds() for row in rows]
+
+    async def release(self, run_ids: Sequence[str]) -> None:
+        if run_ids:
+            async with self.engine.begin() as connection:
+                await connection.exec_driver_sql(_RELEASE, {"ids": list(run_ids)})
+
+    # --- the executor's claim -------------------------------------------------------------
+    async def claim(self, run: RunRef, lease: timedelta) -> ClaimedRun | Skipped | Refusal:
+        try:
+            taken = await self._claims(lease).submit(run)
+        except DBAPIError as error:
+            # Rare (a deadlock between two batches taking over the same runs, say): the
+            # transactional path claims this run alone, or raises if the database is down.
+            executor_log.warning(
+                "batched claim failed; claiming alone", extra={"error": str(error)}
+            )
+            taken = None
+        if taken is None:
+            return await super().claim(run, lease)
+        claimed = claimed_run(taken)
+        reason = switched_off(taken, taken.now)
+        if reason is None:
+            return claimed
+        await self.skip_claimed(claimed, reason)
+        return Skipped(claimed, reason)
+
+    def _claims(self, lease: timedelta) -> Coalescer[RunRef, Any]:
+        batches = self._claim_batches.get(lease)
+        if batches is None:
+            batch = partial(self._claim_batch, lease)
+            batches = Coalescer(batch, limit=CLAIMS_PER_STATEMENT)
+            self._claim_batches[lease] = batches
+        return batches
+
+    async def _claim_batch(self, lease: timedelta, batch: list[RunRef]) -> list[Any]:
+        """One row per run: the claimed run with its flags, or None (not claimed here)."""
+        run_ids = [run.run_id for run in batch]
+        parameters = {
+            "b_run_ids": run_ids,
+            "b_workflow_ids": [run.workflow_id for run in batch],
+            "b_schedule_ids": [run.schedule_id for run in batch],
+            "b_lease": lease,
+        }
+
+        async def execute() -> list[Any]:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                return list(await connection.execute(_BATCH_CLAIM, parameters))
+
+        rows = {row.id: row for row in await once_more_if_disconnected(execute)}
+        # A run named twice in one batch (a duplicate delivery) was claimed once: the first
+        # item gets the row, the other finds the run held and is refused on the slow path.
+        return [rows.pop(run_id, None) for run_id in run_ids]
+
+    async def _claim_row(
+        self, connection: AsyncConnection, run: RunRef, now: Any, lease: timedelta
+    ) -> Any:
+        names = (run.run_id, run.workflow_id, run.schedule_id)
+        statement = claim_statement(*names, lease, now, overlap_checked=True)
+        return (await connection.execute(statement)).first()
+
+    async def extend_lease(self, run: ClaimedRun, lease: timedelta) -> bool:
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            result = await connection.execute(
+                update(schedule_runs)
+                .where(held_by(run.run_id, run.attempt))
+                .values(lease_until=func.now() + lease)
+            )
+            return bool(result.rowcount)
+
+    # --- the executor's record ------------------------------------------------------------
+    async def _record(self, run: ClaimedRun, outcome: Outcome, retry_in: float | None) -> bool:
+        if outcome.status in FINAL_OUTCOMES:
+            try:
+                return await self._final_batches.submit(outcome)
+            except DBAPIError as error_:
+                # Rare (a deadlock between batches, say): write this outcome alone below, which
+                # raises if the database is down (the caller tries again, patiently).
+                executor_log.warning(
+                    "batched record failed; recording alone", extra={"error": str(error_)}
+                )
+            written = await once_more_if_disconnected(lambda: self._write_finals([outcome]))
+            return outcome.run_id in written
+        parameters: dict[str, Any] = {
+            "b_run_id": outcome.run_id,
+            "b_attempt": outcome.attempt,
+            "b_status": outcome.status,
+            "b_http_status": outcome.http_status,
+            "b_error": outcome.error,
+            "b_retry_in": timedelta(seconds=retry_in or 0),
+        }
+
+        async def retry() -> bool:
+            async with self.engine.connect() as connection:
+                await connection.execution_options(isolation_level="AUTOCOMMIT")
+                return (await connection.execute(_RETRY_RECORD, parameters)).first() is not None
+
+        return await once_more_if_disconnected(retry)
+
+    async def _record_batch(self, batch: list[Outcome]) -> list[bool]:
+        written = await once_more_if_disconnected(lambda: self._write_finals(batch))
+        return [outcome.run_id in written for outcome in batch]
+
+    async def _write_finals(self, outcomes: list[Outcome]) -> set[str]:
+        """The run ids whose outcome was written (the others are no longer ours)."""
+        parameters = {
+            "b_run_ids": [outcome.run_id for outcome in outcomes],
+            "b_attempts": [outcome.attempt for outcome in outcomes],
+            "b_statuses": [outcome.status for outcome in outcomes],
+            "b_http_statuses": [outcome.http_status for outcome in outcomes],
+            "b_errors": [outcome.error for outcome in outcomes],
+        }
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            return {row.id for row in await connection.execute(_FINAL_RECORD, parameters)}
+
+
+# --- the executor's statements, built once ------------------------------------------------------
+def _batch_claim_statement() -> Any:
+    """The claim of many runs at once, over arrays of their names. b_: names of columns are
+    reserved in an UPDATE."""
+    names = func.unnest(
+        bindparam("b_run_ids", type_=ARRAY(Text())),
+        bindparam("b_workflow_ids", type_=ARRAY(Text())),
+        bindparam("b_schedule_ids", type_=ARRAY(Text())),
+    )
+    named = names.table_valued("run_id", "workflow_id", "schedule_id").render_derived(name="m")
+    lease = bindparam("b_lease", type_=Interval())
+    statement = claim_statement(
+        named.c.run_id, named.c.workflow_id, named.c.schedule_id, lease, func.now(),
+        overlap_checked=False,
+    )  # fmt: skip
+    return statement.returning(func.now().label("now"))
+
+
+def _incremented_run_count(finished: Any) -> Any:
+    """run_count + ``finished`` (KeeperHub keeps it as text); a count its text column cannot
+    parse starts again from these runs."""
+    count = func.coalesce(func.nullif(workflow_schedules.c.run_count, ""), "0")
+    numeric = count.op("~")("^[0-9]{1,18}$")
+    return case(
+        (numeric, cast(cast(count, BigInteger) + finished, Text)), else_=cast(finished, Text)
+    )
+
+
+def _final_statement() -> Any:
+    """Final outcomes of many runs, over arrays.
+
+    ``written`` updates the runs still ours; ``latest`` gives each of their schedules its count
+    of finished runs and its latest occurrence's outcome; ``locked`` takes those schedules' rows
+    in id order; ``schedules`` updates them. The statement returns the ids of the runs written.
+    """
+    now = func.now()
+    outcomes = (
+        func.unnest(
+            bindparam("b_run_ids", type_=ARRAY(Text())),
+            bindparam("b_attempts", type_=ARRAY(Integer())),
+            bindparam("b_statuses", type_=ARRAY(Text())),
+            bindparam("b_http_statuses", type_=ARRAY(Integer())),
+            bindparam("b_errors", type_=ARRAY(Text())),
+        )
+        .table_valued("run_id", "attempt", "status", "http_status", "error")
+        .render_derived(name="m")
+    )
+    m = outcomes.c
+    runs = schedule_runs.c
+    written = (
+        update(schedule_runs)
+        .where(held_by(m.run_id, m.attempt))
+        .values(**outcome_values(m.status, m.http_status, m.error, now, None))
+        .returning(runs.id, runs.schedule_id, runs.scheduled_for, runs.status, runs.error)
+        .cte("written")
+    )
+    w = written.c
+    succeeded = w.status == RunStatus.SUCCEEDED.value
+    latest = (
+        select(
+            w.schedule_id, w.scheduled_for, w.error,
+            case((succeeded, LastStatus.SUCCESS.value), else_=LastStatus.ERROR.value)
+            .label("last_status"),
+            func.count().over(partition_by=w.schedule_id).label("finished"),
+        )
+        .ext(distinct_on(w.schedule_id))
+        .order_by(w.schedule_id, w.scheduled_for.desc())
+        .cte("latest")
+    )  # fmt: skip
+    schedules = workflow_schedules.c
+    locked = (
+        select(schedules.id)
+        .where(schedules.id.in_(select(latest.c.schedule_id)))
+        .order_by(schedules.id)
+        .with_for_update()
+        .cte("locked")
+    )
+    values = schedule_outcome_values(
+        latest.c.scheduled_for, latest.c.last_status, latest.c.error, now,
+        _incremented_run_count(latest.c.finished),
+    )  # fmt: skip
+    updated = (
+        update(workflow_schedules)
+        .where(schedules.id == latest.c.schedule_id, schedules.id == locked.c.id)
+        .values(**values)
+        .cte("schedules")
+    )
+    return select(w.id).add_cte(updated)
+
+
+def _retry_statement() -> Any:
+    """A retry's outcome: the run due again ``b_retry_in`` from now."""
+    now = func.now()
+    run_id, attempt = bindparam("b_run_id", type_=Text()), bindparam("b_attempt", type_=Integer())
+    status = bindparam("b_status", type_=Text())
+    http_status, error = (
+        bindparam("b_http_status", type_=Integer()),
+        bindparam("b_error", type_=Text()),
+    )
+    retry_at = now + bindparam("b_retry_in", type_=Interval())
+    return (
+        update(schedule_runs)
+        .where(held_by(run_id, attempt))
+        .values(**outcome_values(status, http_status, error, None, retry_at))
+        .returning(schedule_runs.c.id)
+    )
+
+
+_BATCH_CLAIM = _batch_claim_statement()
+_FINAL_RECORD = _final_statement()
+_RETRY_RECORD = _retry_statement()
