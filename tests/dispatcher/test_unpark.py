@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keeperhub_scheduler.db.engine import create_engine
-from keeperhub_scheduler.dispatcher.claim import parked_key
+from keeperhub_scheduler.db.store import parked_key
 from keeperhub_scheduler.dispatcher.unpark import Unparked, unpark
 from keeperhub_scheduler.timing import Timing
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
