@@ -20,6 +20,7 @@ from keeperhub_scheduler.dispatcher import Dispatcher
 from keeperhub_scheduler.executor.handle import DeliveryHandler, ExecutionPolicy
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.keeperhub.client import KeeperHubClient
+from keeperhub_scheduler.telemetry.beats import BeatWriter
 from keeperhub_scheduler.telemetry.health import health_app, serve
 from keeperhub_scheduler.transport.base import DepthProbe, Transport
 from keeperhub_scheduler.transport.database import DatabaseTransport
@@ -101,13 +102,18 @@ def readiness(engine: AsyncEngine, transport: Transport):  # type: ignore[no-unt
 async def run_dispatcher(settings: Settings, *, once: bool) -> int:
     async with opened(settings) as (engine, transport):
         dispatcher = Dispatcher(engine, transport, settings)
+        beats = BeatWriter(engine, "dispatcher", dispatcher.heartbeat)
         if once:
-            return 0 if await dispatcher.run_once() else 1
+            succeeded = await dispatcher.run_once()
+            with contextlib.suppress(Exception):  # the status page's view; never the exit code
+                await beats.write()
+            return 0 if succeeded else 1
         stop = stop_on_signals()
         app = health_app(dispatcher.heartbeat, readiness(engine, transport), queue_depth(transport))
         freeze_startup_heap()
         await asyncio.gather(
             dispatcher.run_forever(stop),
+            beats.run(stop),
             serve(app, "0.0.0.0", settings.scheduler_health_port, stop),  # noqa: S104
         )
     return 0
@@ -159,6 +165,7 @@ async def run_executor(settings: Settings) -> int:
         try:
             await asyncio.gather(
                 executor.run(stop),
+                BeatWriter(engine, "executor", executor.heartbeat).run(stop),
                 serve(app, "0.0.0.0", settings.scheduler_health_port, stop),  # noqa: S104
             )
         finally:
