@@ -173,10 +173,13 @@ async def run_executor(settings: Settings) -> int:
     return 0
 
 
-async def run_api(settings: Settings, host: str, port: int) -> int:
-    """Serve the management API until SIGTERM or SIGINT, then exit cleanly (status 0)."""
+async def run_api(settings: Settings, host: str, port: int, root_path: str = "") -> int:
+    """Serve the management API until SIGTERM or SIGINT, then exit cleanly (status 0).
+
+    ``root_path``: the prefix a proxy serves it under and strips before passing requests on.
+    """
     from keeperhub_scheduler.api import create_app
 
     stop = stop_on_signals()
-    await serve(create_app(settings), host, port, stop)
+    await serve(create_app(settings), host, port, stop, root_path=root_path)
     return 0

@@ -1,7 +1,9 @@
 """The management API: ``create_app(settings)`` builds it, ``keeperhub-scheduler api`` serves it.
 
 Everything under ``/v1`` needs a bearer token; ``/healthz`` (alive) and ``/readyz`` (the database
-answers) do not. OpenAPI at ``/openapi.json``, interactive docs at ``/docs``.
+answers) do not. OpenAPI at ``/openapi.json``, interactive docs at ``/docs``. The status page is
+under ``/ui`` (``keeperhub_scheduler.ui``): its pages take the session cookie its login form sets
+(or the same bearer token), ``/ui/login*`` and ``/ui/static`` need neither.
 """
 
 from __future__ import annotations
@@ -20,14 +22,19 @@ from keeperhub_scheduler.api.deps import EngineDep
 from keeperhub_scheduler.api.errors import responses
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import create_engine, database_now
+from keeperhub_scheduler.ui.app import mount_ui
+from keeperhub_scheduler.ui.session import LoginCodes
 
 log = logging.getLogger("keeperhub_scheduler.api")
 
 VERSION = "1"
 
 
-def create_app(settings: Settings, engine: AsyncEngine | None = None) -> FastAPI:
-    """The API on ``engine`` (default: one made from ``DATABASE_URL``, closed at shutdown)."""
+def create_app(
+    settings: Settings, engine: AsyncEngine | None = None, login_codes: LoginCodes | None = None
+) -> FastAPI:
+    """The API on ``engine`` (default: one made from ``DATABASE_URL``, closed at shutdown), with
+    the status page at ``/ui`` (``login_codes``: one-time login links, as ``dev`` prints)."""
     owned = engine is None
     database = engine or create_engine(settings.database_url.get_secret_value())
     if not settings.api_tokens:
@@ -58,6 +65,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> FastAPI
     for module in (schedules, runs, workflows, status):
         v1.include_router(module.router)
     app.include_router(v1)
+    mount_ui(app, settings, login_codes)
     return app
 
 

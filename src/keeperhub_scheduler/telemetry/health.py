@@ -97,12 +97,16 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
+async def serve(
+    app: Starlette, host: str, port: int, stop: asyncio.Event, *, root_path: str = ""
+) -> None:
     """Serve ``app`` until ``stop`` is set (port 0: do not serve at all)."""
     if port == 0:
         await stop.wait()
         return
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, root_path=root_path
+    )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
