@@ -176,7 +176,13 @@ schedule_runs = Table(
         postgresql_where=text("scheduled_until IS NOT NULL"),
         sqlite_where=text("scheduled_until IS NOT NULL"),
     ),
-    Index("ix_schedule_runs_scheduled_for", "scheduled_for"),
+    # With the verdict's columns beside the key (PostgreSQL), the status page counts a day of
+    # runs by an index-only scan instead of a heap fetch per run.
+    Index(
+        "ix_schedule_runs_scheduled_for",
+        "scheduled_for",
+        postgresql_include=["status", "skip_reason", "occurrences"],
+    ),
     Index("ix_schedule_runs_finished_at", "finished_at"),
     # The runs that need a person, newest first (the status page): few, so a small index.
     Index(

@@ -88,13 +88,13 @@ def _age_seconds(connection: AsyncConnection, now: datetime) -> ColumnElement[An
     instant = literal(now, UTCDateTime())
     if connection.dialect.name == "sqlite":
         return (func.julianday(instant) - func.julianday(R.c.scheduled_for)) * 86400.0
-    return func.extract("epoch", instant - R.c.scheduled_for)
+    return cast(func.extract("epoch", instant - R.c.scheduled_for), Float)
 
 
 async def _fires(
     connection: AsyncConnection, now: datetime
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, list[float]]]:
-    bucket = func.floor(cast(_age_seconds(connection, now), Float) / BUCKET_SECONDS)
+    bucket = func.floor(_age_seconds(connection, now) / BUCKET_SECONDS)
     rows = await connection.execute(
         select(
             bucket.label("bucket"),

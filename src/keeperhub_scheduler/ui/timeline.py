@@ -296,4 +296,5 @@ def _ms(instant: datetime) -> int:
 
 
 def _text(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    # isoformat is several times faster than strftime, and this runs once per mark
+    return instant.astimezone(UTC).isoformat(sep=" ", timespec="seconds")[:19] + " UTC"
