@@ -2,8 +2,8 @@
 ``keeperhub-scheduler dev --demo`` running as its own process on a throwaway PostgreSQL database
 (the dispatcher, the executor, the API with the status page, and the KeeperHub stand-in).
 
-One demo process and one browser for the whole session; each test gets a fresh browser context
-(its own cookies) that is already logged in. Screenshots go to ``.cache/screenshots/``.
+One demo process and one browser for the module; each test gets a fresh browser context (its own
+cookies) that is already logged in. Screenshots go to ``.cache/screenshots/``.
 """
 
 from __future__ import annotations
@@ -103,7 +103,9 @@ def start_demo(database_url: str, workdir: Path) -> tuple[subprocess.Popen[bytes
     return process, Demo(base, found.group(0), token, log, api)
 
 
-@pytest.fixture(scope="session")
+# Module scope, all three: while Playwright's sync API is open, its event loop runs in this
+# thread, and pytest-asyncio cannot run the async tests of the modules after this one.
+@pytest.fixture(scope="module")
 def demo(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     workdir = tmp_path_factory.mktemp("demo")
     with postgres.throwaway_database("ui", template=migrated_template) as url:
@@ -120,7 +122,7 @@ def demo(migrated_template: str, tmp_path_factory: pytest.TempPathFactory) -> It
                 process.wait()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     if not CHROMIUM.exists():
         pytest.fail(
@@ -137,7 +139,7 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def logged_in_state(browser: Any, demo: Demo) -> dict[str, Any]:
     """The cookies of one login through the demo's one-time link (it works only once)."""
     context = browser.new_context()
