@@ -23,6 +23,8 @@ except psycopg.Error as error:
     )
 PY
 
+scripts/chromium.sh  # the status page's browser tests drive Debian's Chromium
+
 started_localstack=""
 cleanup() {
   if [ -n "$started_localstack" ]; then

@@ -23,6 +23,7 @@ from keeperhub_scheduler.dispatcher import Dispatcher
 from keeperhub_scheduler.executor.handle import DeliveryHandler, ExecutionPolicy
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.keeperhub.client import KeeperHubClient
+from keeperhub_scheduler.telemetry.beats import BeatWriter
 from keeperhub_scheduler.telemetry.health import health_app
 from keeperhub_scheduler.transport import Transport, open_transport
 
@@ -54,12 +55,17 @@ class EmbeddedServer(uvicorn.Server):
         yield
 
 
-async def serve(app: Starlette, host: str, port: int, stop: asyncio.Event) -> None:
-    """Serve ``app`` until ``stop`` is set (port 0: do not serve at all)."""
+async def serve(
+    app: Starlette, host: str, port: int, stop: asyncio.Event, *, root_path: str = ""
+) -> None:
+    """Serve ``app`` until ``stop`` is set (port 0: do not serve at all); ``root_path`` is the
+    prefix a proxy in front strips (Kubernetes ingress), so links the app makes carry it."""
     if port == 0:
         await stop.wait()
         return
-    config = uvicorn.Config(app, host=host, port=port, log_config=None, access_log=False)
+    config = uvicorn.Config(
+        app, host=host, port=port, log_config=None, access_log=False, root_path=root_path
+    )
     server = EmbeddedServer(config)
     task = asyncio.create_task(server.serve())
     await stop.wait()
@@ -105,13 +111,18 @@ def readiness(engine: AsyncEngine, transport: Transport):  # type: ignore[no-unt
 async def run_dispatcher(settings: Settings, *, once: bool) -> int:
     async with opened(settings) as (engine, transport):
         dispatcher = Dispatcher(engine, transport, settings)
+        beats = BeatWriter(engine, "dispatcher", dispatcher.heartbeat)
         if once:
-            return 0 if await dispatcher.run_once() else 1
+            succeeded = await dispatcher.run_once()
+            with contextlib.suppress(Exception):  # the status page's view; never the exit code
+                await beats.write()
+            return 0 if succeeded else 1
         stop = stop_on_signals()
         app = health_app(dispatcher.heartbeat, readiness(engine, transport), transport.depth)
         freeze_startup_heap()
         await asyncio.gather(
             dispatcher.run_forever(stop),
+            beats.run(stop),
             serve(app, "0.0.0.0", settings.scheduler_health_port, stop),  # noqa: S104
         )
     return 0
@@ -164,6 +175,7 @@ async def run_executor(settings: Settings) -> int:
         try:
             await asyncio.gather(
                 executor.run(stop),
+                BeatWriter(engine, "executor", executor.heartbeat).run(stop),
                 serve(app, "0.0.0.0", settings.scheduler_health_port, stop),  # noqa: S104
             )
         finally:
@@ -171,10 +183,13 @@ async def run_executor(settings: Settings) -> int:
     return 0
 
 
-async def run_api(settings: Settings, host: str, port: int) -> int:
-    """Serve the management API until SIGTERM or SIGINT, then exit cleanly (status 0)."""
+async def run_api(settings: Settings, host: str, port: int, root_path: str = "") -> int:
+    """Serve the management API until SIGTERM or SIGINT, then exit cleanly (status 0).
+
+    ``root_path``: the prefix a proxy serves it under and strips before passing requests on.
+    """
     from keeperhub_scheduler.api import create_app
 
     stop = stop_on_signals()
-    await serve(create_app(settings), host, port, stop)
+    await serve(create_app(settings), host, port, stop, root_path=root_path)
     return 0

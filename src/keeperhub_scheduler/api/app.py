@@ -2,10 +2,12 @@
 
 Everything under ``/v1`` needs a bearer token; ``/healthz`` (alive), ``/readyz`` (the database
 answers), the OpenAPI document at ``/openapi.json`` and the interactive docs at ``/docs`` do not.
+The status page is under ``/ui`` (``keeperhub_scheduler.ui``): its pages take the session cookie its
+login form sets (or the same bearer token), ``/ui/login*`` and ``/ui/static`` need neither.
 Three ASGI middlewares stand in front of the routes, outermost first: ``errors.CatchAll`` (any
-unexpected error is a JSON 500 with a request id), ``guard.RequestGuard`` (the token, then the
-body-size limit, before a body is read) and ``methods.AllowedMethods`` (OPTIONS and 405s list
-every method of a path).
+unexpected error is a JSON 500 with a request id), ``guard.RequestGuard`` (the token for ``/v1``,
+then the body-size limit for every path, before a body is read) and ``methods.AllowedMethods``
+(OPTIONS and 405s list every method of a path).
 """
 
 from __future__ import annotations
@@ -26,14 +28,19 @@ from keeperhub_scheduler.api.guard import RequestGuard
 from keeperhub_scheduler.api.methods import AllowedMethods
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import create_engine, database_now
+from keeperhub_scheduler.ui.app import mount_ui
+from keeperhub_scheduler.ui.session import LoginCodes
 
 log = logging.getLogger("keeperhub_scheduler.api")
 
 VERSION = "1"
 
 
-def create_app(settings: Settings, engine: AsyncEngine | None = None) -> FastAPI:
-    """The API on ``engine`` (default: one made from ``DATABASE_URL``, closed at shutdown)."""
+def create_app(
+    settings: Settings, engine: AsyncEngine | None = None, login_codes: LoginCodes | None = None
+) -> FastAPI:
+    """The API on ``engine`` (default: one made from ``DATABASE_URL``, closed at shutdown), with
+    the status page at ``/ui`` (``login_codes``: one-time login links, as ``dev`` prints)."""
     owned = engine is None
     database = engine or create_engine(settings.database_url.get_secret_value())
     if not settings.api_tokens:
@@ -65,6 +72,7 @@ def create_app(settings: Settings, engine: AsyncEngine | None = None) -> FastAPI
     for module in (schedules, runs, workflows, status):
         v1.include_router(module.router)
     app.include_router(v1)
+    mount_ui(app, settings, login_codes)
     # add_middleware puts each one outside those added before it.
     app.add_middleware(AllowedMethods, router=app.router)
     app.add_middleware(

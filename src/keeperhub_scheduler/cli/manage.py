@@ -18,6 +18,7 @@ Exit codes:
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Annotated
 
 import typer
@@ -60,17 +61,29 @@ def status_command(as_json: JsonFlag = False, api_url: ApiUrl = None, token: Tok
 def api_command(
     host: Annotated[str | None, typer.Option(help="Default: SCHEDULER_API_HOST.")] = None,
     port: Annotated[int | None, typer.Option(help="Default: SCHEDULER_API_PORT.")] = None,
+    root_path: Annotated[
+        str,
+        typer.Option(
+            "--root-path",
+            envvar="SCHEDULER_API_ROOT_PATH",
+            help="The path prefix a reverse proxy serves the API under and strips, e.g. /scheduler"
+            " (links and cookies of the status page carry it).",
+        ),
+    ] = "",
 ) -> None:
-    """Serve the management REST API (bearer tokens from SCHEDULER_API_TOKENS)."""
+    """Serve the management REST API and its status page at /ui (tokens: SCHEDULER_API_TOKENS)."""
     from keeperhub_scheduler.cli.startup import settings_and_logging  # logs, secrets scrubbed
     from keeperhub_scheduler.processes import run_api
 
     settings = _settings()
+    root_path = root_path.rstrip("/")
+    if root_path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", root_path):
+        fail(BAD_INPUT, f"--root-path {root_path!r}: give a path such as /scheduler")
     if not settings.api_tokens:
         fail(BAD_INPUT, "SCHEDULER_API_TOKENS is not set: the API will not start without a token")
     settings_and_logging()
     bind_port = settings.scheduler_api_port if port is None else port
-    asyncio.run(run_api(settings, host or settings.scheduler_api_host, bind_port))
+    asyncio.run(run_api(settings, host or settings.scheduler_api_host, bind_port, root_path))
 
 
 def prune_command(as_json: JsonFlag = False) -> None:

@@ -32,7 +32,9 @@ from keeperhub_scheduler.dev.view import RunsView
 from keeperhub_scheduler.dispatcher import Dispatcher
 from keeperhub_scheduler.management.service import ScheduleService
 from keeperhub_scheduler.processes import build_executor, serve, stop_on_signals
+from keeperhub_scheduler.telemetry.beats import BeatWriter
 from keeperhub_scheduler.transport.database import DatabaseTransport
+from keeperhub_scheduler.ui.session import LoginCodes
 
 DEMO_WORKFLOW_ID = "demo-workflow"
 DEMO_CRON = "*/5 * * * * *"  # six fields: every 5 seconds
@@ -63,13 +65,17 @@ async def run_dev(settings: Settings, options: DevOptions, console: Console) -> 
     try:
         if options.demo:
             await create_demo_schedule(engine)
+        codes = LoginCodes()
+        api_url = f"http://{host}:{api_port}"
         view.banner(
             database=redacted(url),
-            api_url=f"http://{host}:{api_port}",
+            api_url=api_url,
             token=token if not settings.api_tokens else "(from SCHEDULER_API_TOKENS)",
             keeperhub_url=settings.keeperhub_base_url,
         )
-        servers = [_serve_api(settings, engine, token, host, api_port, stop)]
+        # Only on this terminal, never in a log: single use, and valid for a few minutes.
+        view.login_link(f"{api_url}/ui/login/once?code={codes.issue(token)}", codes.lifetime)
+        servers = [_serve_api(settings, engine, token, host, api_port, stop, codes)]
         if options.demo:
             servers.append(_serve_standin(settings, standin_port, view.on_execution, stop))
         await asyncio.gather(_run_pipeline(settings, engine, stop), view.run(stop), *servers)
@@ -84,18 +90,29 @@ async def _run_pipeline(settings: Settings, engine: AsyncEngine, stop: asyncio.E
     dispatcher = Dispatcher(engine, transport, settings)
     executor, keeperhub = build_executor(settings, engine, transport)
     try:
-        await asyncio.gather(dispatcher.run_forever(stop), executor.run(stop))
+        await asyncio.gather(
+            dispatcher.run_forever(stop),
+            executor.run(stop),
+            BeatWriter(engine, "dispatcher", dispatcher.heartbeat).run(stop),
+            BeatWriter(engine, "executor", executor.heartbeat).run(stop),
+        )
     finally:
         await keeperhub.close()
 
 
 async def _serve_api(
-    settings: Settings, engine: AsyncEngine, token: str, host: str, port: int, stop: asyncio.Event
+    settings: Settings,
+    engine: AsyncEngine,
+    token: str,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    codes: LoginCodes,
 ) -> None:
     from keeperhub_scheduler.api import create_app
 
     app_settings = settings.model_copy(update={"scheduler_api_tokens": SecretStr(token)})
-    await serve(create_app(app_settings, engine), host, port, stop)
+    await serve(create_app(app_settings, engine, codes), host, port, stop)
 
 
 async def _serve_standin(

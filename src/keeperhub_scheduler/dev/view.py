@@ -39,10 +39,18 @@ class RunsView:
         lines = [
             f"[bold]database[/]  {database}",
             f"[bold]API[/]       {api_url}/docs   (Bearer token: {token})",
+            f"[bold]Status[/]    {api_url}/ui   (log in with the token, or the link below)",
             f"[bold]KeeperHub[/] {keeperhub_url}",
             "[dim]Ctrl-C stops; runs and schedules are kept in the database.[/]",
         ]
         self.console.print(Panel("\n".join(lines), title="keeperhub-scheduler dev", expand=False))
+
+    def login_link(self, url: str, seconds: float) -> None:
+        """The one-time login link, unwrapped (a terminal must keep it clickable)."""
+        self.console.print(
+            f"Open the status page (this link logs in once, within {seconds / 60:.0f} minutes):"
+        )
+        self.console.print(url, soft_wrap=True, markup=False, highlight=False)
 
     def on_execution(self, call: dict[str, Any]) -> None:
         """The stand-in received an execute call: say so, one line per execution."""

@@ -109,6 +109,8 @@ class Dispatcher:
         async with stream:
             claim = await _first_error_unwrapped(self._feed(stream, sending, claim_done))
         relayed = stream.result
+        if claim.schedules:
+            self.heartbeat.worked()
         self._note_relay(relayed)
         result = PassResult(
             schedules=claim.schedules,

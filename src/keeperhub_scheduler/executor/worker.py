@@ -120,7 +120,10 @@ class Executor:
                 await _sleep_unless(stop, delay)
                 continue
             backoff.reset()
-            self.heartbeat.beat()
+            if deliveries:
+                self.heartbeat.worked()
+            else:
+                self.heartbeat.beat()
             await self.slots.release(reserved - len(deliveries))
             if stop.is_set():
                 await self._hand_back(deliveries)

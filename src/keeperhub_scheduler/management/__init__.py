@@ -10,6 +10,7 @@ from keeperhub_scheduler.dispatcher.retention import prune_runs
 from keeperhub_scheduler.management.control import (
     backfill_schedule,
     pause_schedule,
+    preview_backfill,
     resume_schedule,
     trigger_schedule,
 )
@@ -44,6 +45,7 @@ __all__ = [
     "list_schedules",
     "pause_schedule",
     "preview",
+    "preview_backfill",
     "prune_runs",
     "queue_depth_probe",
     "resume_schedule",

@@ -13,15 +13,17 @@ from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.db.tables import workflow_schedules
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError
 from keeperhub_scheduler.management.models import (
     MAX_BACKFILL_RUNS,
+    BackfillOccurrence,
+    BackfillPreview,
     BackfillRequest,
     BackfillResult,
     PauseRequest,
@@ -101,31 +103,11 @@ async def backfill_schedule(
     Bounded to ``MAX_BACKFILL_RUNS`` occurrences; ``end`` may not be in the future (those
     occurrences are the dispatcher's to decide).
     """
-    if request.end < request.start:
-        raise InvalidScheduleError("end is before start", field="end")
+    _check_order(request)
     async with engine.begin() as connection:
         now = await database_now(connection)
         row = await schedule_row(connection, schedule_id)
-        if request.end > now:
-            raise InvalidScheduleError(
-                "end is in the future; the dispatcher runs future occurrences", field="end"
-            )
-        try:
-            timing = timing_of_row(row)
-        except InvalidScheduleError as error:
-            raise ConflictError(f"schedule {schedule_id!r} cannot be read: {error}") from None
-        occurrences = list(
-            islice(
-                _between(timing.occurrences_after(request.start - ONE_MICROSECOND), request.end),
-                MAX_BACKFILL_RUNS + 1,
-            )
-        )
-        if len(occurrences) > MAX_BACKFILL_RUNS:
-            raise InvalidScheduleError(
-                f"more than {MAX_BACKFILL_RUNS} occurrences between start and end;"
-                " backfill a shorter range at a time",
-                field="end",
-            )
+        occurrences = _backfill_occurrences(row, request, now)
         created = await _insert_backfill(engine, connection, row, occurrences, now, request)
     return BackfillResult(
         schedule_id=schedule_id,
@@ -135,6 +117,74 @@ async def backfill_schedule(
         created=created,
         existing=len(occurrences) - created,
     )
+
+
+async def preview_backfill(
+    engine: AsyncEngine, schedule_id: str, request: BackfillRequest
+) -> BackfillPreview:
+    """What ``backfill_schedule`` would do now, without doing it: every occurrence in the range,
+    each with the run it already has (kept as it is) or none (a run would be created)."""
+    _check_order(request)
+    async with engine.connect() as connection:
+        now = await database_now(connection)
+        row = await schedule_row(connection, schedule_id)
+        occurrences = _backfill_occurrences(row, request, now)
+        existing: dict[datetime, Any] = {}
+        if occurrences:
+            runs = schedule_runs.c
+            found = await connection.execute(
+                select(runs.scheduled_for, runs.id, runs.status).where(
+                    runs.schedule_id == schedule_id,
+                    runs.scheduled_for >= occurrences[0],
+                    runs.scheduled_for <= occurrences[-1],
+                )
+            )
+            existing = {run.scheduled_for: run for run in found.all()}
+    items = [
+        BackfillOccurrence(
+            scheduled_for=at,
+            existing_run_id=existing[at].id if at in existing else None,
+            existing_status=existing[at].status if at in existing else None,
+        )
+        for at in occurrences
+    ]
+    return BackfillPreview(
+        schedule_id=schedule_id,
+        start=request.start,
+        end=request.end,
+        occurrences=items,
+        would_create=sum(item.existing_run_id is None for item in items),
+    )
+
+
+def _check_order(request: BackfillRequest) -> None:
+    if request.end < request.start:
+        raise InvalidScheduleError("end is before start", field="end")
+
+
+def _backfill_occurrences(row: Any, request: BackfillRequest, now: datetime) -> list[datetime]:
+    """The schedule's occurrences in [start, end], checked as a backfill requires."""
+    if request.end > now:
+        raise InvalidScheduleError(
+            "end is in the future; the dispatcher runs future occurrences", field="end"
+        )
+    try:
+        timing = timing_of_row(row)
+    except InvalidScheduleError as error:
+        raise ConflictError(f"schedule {row.id!r} cannot be read: {error}") from None
+    occurrences = list(
+        islice(
+            _between(timing.occurrences_after(request.start - ONE_MICROSECOND), request.end),
+            MAX_BACKFILL_RUNS + 1,
+        )
+    )
+    if len(occurrences) > MAX_BACKFILL_RUNS:
+        raise InvalidScheduleError(
+            f"more than {MAX_BACKFILL_RUNS} occurrences between start and end;"
+            " backfill a shorter range at a time",
+            field="end",
+        )
+    return occurrences
 
 
 def _between(stream: Any, end: datetime) -> Any:

@@ -378,6 +378,20 @@ class BackfillResult(BaseModel):
     existing: int = Field(description="Occurrences that already had a run")
 
 
+class BackfillOccurrence(BaseModel):
+    scheduled_for: datetime
+    existing_run_id: str | None = Field(None, description="The run it has already (kept)")
+    existing_status: str | None = None
+
+
+class BackfillPreview(BaseModel):
+    schedule_id: str
+    start: datetime
+    end: datetime
+    occurrences: list[BackfillOccurrence] = Field(description="Every occurrence in the range")
+    would_create: int = Field(description="Occurrences without a run: the runs a backfill adds")
+
+
 class Preview(BaseModel):
     description: str
     timezone: str

@@ -43,15 +43,20 @@ TIMING_FIELDS = frozenset(
 )
 
 
-async def get_schedule(engine: AsyncEngine, schedule_id: str) -> ScheduleDetail:
+async def get_schedule(
+    engine: AsyncEngine, schedule_id: str, *, fires: int = 5, runs: int = 5
+) -> ScheduleDetail:
+    """The schedule with its next ``fires`` fire times and its last ``runs`` runs."""
     async with engine.connect() as connection:
-        return await _detail(connection, schedule_id)
+        return await _detail(connection, schedule_id, fires, runs)
 
 
-async def _detail(connection: AsyncConnection, schedule_id: str) -> ScheduleDetail:
+async def _detail(
+    connection: AsyncConnection, schedule_id: str, fires: int = 5, runs: int = 5
+) -> ScheduleDetail:
     now = await database_now(connection)
     row = await schedule_row(connection, schedule_id)
-    return schedule_detail(row, now, await recent_runs(connection, schedule_id))
+    return schedule_detail(row, now, await recent_runs(connection, schedule_id, runs), fires)
 
 
 async def create_schedule(engine: AsyncEngine, spec: ScheduleCreate) -> ScheduleDetail:

@@ -45,7 +45,7 @@ async def scheduler_status(engine: AsyncEngine, depth: DepthProbe | None = None)
         dispatch_lag=lag,
         failures_last_hour=failures,
         schedules=schedules,
-        queue=await _queue_depth(depth) if depth is not None else None,
+        queue=await probe_queue_depth(depth) if depth is not None else None,
     )
 
 
@@ -128,7 +128,9 @@ async def _schedule_counts(connection: AsyncConnection, now: datetime) -> Schedu
     return ScheduleCounts(total=int(row[0]), enabled=int(row[1] or 0), paused=int(row[2] or 0))
 
 
-async def _queue_depth(depth: DepthProbe) -> QueueDepth | None:
+async def probe_queue_depth(depth: DepthProbe) -> QueueDepth | None:
+    """The queue's and the DLQ's depth from ``depth``, or the reason it could not be read
+    (None: the transport has no queue to ask)."""
     try:
         values = await asyncio.wait_for(depth(), DEPTH_TIMEOUT_SECONDS)
     except Exception as error:  # the status page must answer even when the queue does not

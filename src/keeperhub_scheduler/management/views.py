@@ -88,11 +88,11 @@ def schedule_view(row: Any, now: datetime) -> Schedule:
     return Schedule.model_validate(values)
 
 
-def schedule_detail(row: Any, now: datetime, recent: list[Any]) -> ScheduleDetail:
+def schedule_detail(row: Any, now: datetime, recent: list[Any], count: int = 5) -> ScheduleDetail:
     schedule = schedule_view(row, now)
     fires: list[FireTime] = []
     if schedule.problem is None:
-        fires = fire_times(timing_of_row(row), now, 5)
+        fires = fire_times(timing_of_row(row), now, count)
     return ScheduleDetail(
         **schedule.model_dump(),
         next_fire_times=fires,

@@ -24,14 +24,22 @@ ReadinessCheck = Callable[[], Awaitable[dict[str, str]]]
 
 
 class Heartbeat:
-    """The main loop calls ``beat()`` each turn; liveness is "beat within ``max_silence``"."""
+    """The main loop calls ``beat()`` each turn; liveness is "beat within ``max_silence``".
+
+    ``worked()`` marks a turn that found work (a claim of due schedules, a receive that brought
+    messages): the status page shows both, from the row ``telemetry.beats`` writes.
+    """
 
     def __init__(self, max_silence: float) -> None:
         self.max_silence = max_silence
         self.last = time.monotonic()
+        self.last_work: float | None = None
 
     def beat(self) -> None:
         self.last = time.monotonic()
+
+    def worked(self) -> None:
+        self.last = self.last_work = time.monotonic()
 
     @property
     def alive(self) -> bool:
