@@ -234,7 +234,7 @@ async def test_unknown_ids_and_bad_input_answer_in_words(
             f"/ui/schedules/{schedule_id}/pause", data={"csrf": csrf, "note": "x" * 1001}
         )
         assert long_note.status_code == 422
-        assert "note: Value should have at most 1000 items" in long_note.text
+        assert "note: String should have at most 1000 characters" in long_note.text
         resume = await client.post(
             f"/ui/schedules/{schedule_id}/resume", data={"csrf": csrf, "confirmed": "1"}
         )

@@ -7,11 +7,13 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import event, text
+from sqlalchemy import ColumnElement, Float, cast, event, func, literal, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+
+from keeperhub_scheduler.db.types import UTCDateTime
 
 APPLICATION_NAME = "keeperhub-scheduler"
 T = TypeVar("T")
@@ -65,6 +67,17 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
+
+
+def seconds_between(
+    connection: AsyncConnection, later: datetime, earlier: ColumnElement[Any]
+) -> ColumnElement[float]:
+    """SQL for the seconds from ``earlier`` (a column) to ``later``, in the connection's dialect
+    (SQLite has no interval arithmetic: Julian days stand in)."""
+    instant = literal(later, UTCDateTime())
+    if connection.dialect.name == "sqlite":
+        return (func.julianday(instant) - func.julianday(earlier)) * 86400.0
+    return cast(func.extract("epoch", instant - earlier), Float)
 
 
 async def database_now(connection: AsyncConnection) -> datetime:

@@ -39,7 +39,6 @@ from keeperhub_scheduler.errors import InvalidScheduleError
 
 log = logging.getLogger(__name__)
 
-S = workflow_schedules
 BATCH_SIZE = 500
 
 
@@ -51,13 +50,13 @@ class Unparked:
 
 def _parked_by_older_engine() -> ColumnElement[bool]:
     older = [parked_key(version) for version in range(2, cron.ENGINE_VERSION)]
-    by_version: ColumnElement[bool] = S.c.plan_key.is_(None)
+    by_version: ColumnElement[bool] = workflow_schedules.c.plan_key.is_(None)
     if older:
-        by_version = or_(by_version, S.c.plan_key.in_(older))
+        by_version = or_(by_version, workflow_schedules.c.plan_key.in_(older))
     return (
-        S.c.enabled
-        & S.c.next_run_at.is_(None)
-        & S.c.last_error.like(f"{INVALID_PREFIX}%")
+        workflow_schedules.c.enabled
+        & workflow_schedules.c.next_run_at.is_(None)
+        & workflow_schedules.c.last_error.like(f"{INVALID_PREFIX}%")
         & by_version
     )
 
@@ -69,9 +68,9 @@ async def unpark(engine: AsyncEngine, batch_size: int = BATCH_SIZE) -> Unparked:
         async with engine.begin() as connection:
             rows = (
                 await connection.execute(
-                    select(S)
+                    select(workflow_schedules)
                     .where(_parked_by_older_engine())
-                    .order_by(S.c.id)
+                    .order_by(workflow_schedules.c.id)
                     .limit(batch_size)
                     .with_for_update(skip_locked=True)
                 )
@@ -90,7 +89,11 @@ async def unpark(engine: AsyncEngine, batch_size: int = BATCH_SIZE) -> Unparked:
                     }
                 else:
                     result.still_invalid += 1
-                await connection.execute(update(S).where(S.c.id == row.id).values(**values))
+                await connection.execute(
+                    update(workflow_schedules)
+                    .where(workflow_schedules.c.id == row.id)
+                    .values(**values)
+                )
         if len(rows) < batch_size:
             break
     if result.replanned or result.still_invalid:

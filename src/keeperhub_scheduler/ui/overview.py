@@ -14,18 +14,15 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, Float, and_, cast, func, literal, select
+from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.engine import database_now, seconds_between
 from keeperhub_scheduler.db.heartbeats import Beat, recent_beats
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
-from keeperhub_scheduler.db.types import UTCDateTime
-from keeperhub_scheduler.ui.verdicts import VERDICTS, verdict_of
+from keeperhub_scheduler.runs import RunStatus
+from keeperhub_scheduler.ui.verdicts import SKIPPED, VERDICTS, verdict_of
 
-R = schedule_runs
-S = workflow_schedules
-W = workflows
 DAY = timedelta(days=1)
 HOUR = timedelta(hours=1)
 BUCKET_SECONDS = 900  # the chart's resolution: 96 quarter-hours over the day
@@ -83,27 +80,21 @@ async def read_overview(engine: AsyncEngine) -> Overview:
         )
 
 
-def _age_seconds(connection: AsyncConnection, now: datetime) -> ColumnElement[Any]:
-    """Seconds from a run's occurrence to ``now``, in the connection's SQL dialect."""
-    instant = literal(now, UTCDateTime())
-    if connection.dialect.name == "sqlite":
-        return (func.julianday(instant) - func.julianday(R.c.scheduled_for)) * 86400.0
-    return cast(func.extract("epoch", instant - R.c.scheduled_for), Float)
-
-
 async def _fires(
     connection: AsyncConnection, now: datetime
 ) -> tuple[dict[str, int], dict[str, int], dict[str, int], dict[str, list[float]]]:
-    bucket = func.floor(_age_seconds(connection, now) / BUCKET_SECONDS)
+    bucket = func.floor(
+        seconds_between(connection, now, schedule_runs.c.scheduled_for) / BUCKET_SECONDS
+    )
     rows = await connection.execute(
         select(
             bucket.label("bucket"),
-            R.c.status,
-            R.c.skip_reason,
-            func.sum(func.coalesce(R.c.occurrences, 1)).label("fires"),
+            schedule_runs.c.status,
+            schedule_runs.c.skip_reason,
+            func.sum(func.coalesce(schedule_runs.c.occurrences, 1)).label("fires"),
         )
-        .where(R.c.scheduled_for > now - DAY, R.c.scheduled_for <= now)
-        .group_by(bucket, R.c.status, R.c.skip_reason)
+        .where(schedule_runs.c.scheduled_for > now - DAY, schedule_runs.c.scheduled_for <= now)
+        .group_by(bucket, schedule_runs.c.status, schedule_runs.c.skip_reason)
     )
     buckets = int(DAY.total_seconds()) // BUCKET_SECONDS
     per_bucket = {verdict: [0.0] * buckets for verdict in VERDICTS}
@@ -119,7 +110,7 @@ async def _fires(
         day[verdict] += count
         if index < hour_buckets:
             hour[verdict] += count
-        if verdict == "skipped":
+        if verdict == SKIPPED:
             reasons[row.skip_reason or "unknown"] += count
     start = now.timestamp() - buckets * BUCKET_SECONDS
     chart: dict[str, list[float]] = {"x": [start + i * BUCKET_SECONDS for i in range(buckets)]}
@@ -135,14 +126,14 @@ async def _lateness(connection: AsyncConnection, now: datetime) -> Lateness:
     """From due (the occurrence plus jitter) to the KeeperHub call's start, scheduled runs only,
     over the newest runs of the last hour."""
     rows = await connection.execute(
-        select(R.c.due_at, R.c.started_at)
+        select(schedule_runs.c.due_at, schedule_runs.c.started_at)
         .where(
-            R.c.scheduled_for > now - HOUR,
-            R.c.scheduled_for <= now,
-            R.c.kind == "schedule",
-            R.c.started_at.is_not(None),
+            schedule_runs.c.scheduled_for > now - HOUR,
+            schedule_runs.c.scheduled_for <= now,
+            schedule_runs.c.kind == "schedule",
+            schedule_runs.c.started_at.is_not(None),
         )
-        .order_by(R.c.scheduled_for.desc())
+        .order_by(schedule_runs.c.scheduled_for.desc())
         .limit(LATENESS_SAMPLE)
     )
     late = sorted(max(0.0, (started - due).total_seconds()) for due, started in rows.all())
@@ -169,32 +160,50 @@ def _processes(beats: list[Beat], now: datetime) -> list[Process]:
 
 async def _dead_runs(connection: AsyncConnection) -> list[Any]:
     statement = (
-        select(R, W.c.name.label("workflow_name"))
-        .select_from(R.outerjoin(W, W.c.id == R.c.workflow_id))
-        .where(R.c.status == "dead", R.c.finished_at.is_not(None))
-        .order_by(R.c.finished_at.desc())
+        select(schedule_runs, workflows.c.name.label("workflow_name"))
+        .select_from(
+            schedule_runs.outerjoin(workflows, workflows.c.id == schedule_runs.c.workflow_id)
+        )
+        .where(schedule_runs.c.status == RunStatus.DEAD, schedule_runs.c.finished_at.is_not(None))
+        .order_by(schedule_runs.c.finished_at.desc())
         .limit(SHOWN)
     )
     return list((await connection.execute(statement)).all())
 
 
 async def _dead_since(connection: AsyncConnection, since: datetime) -> int:
-    statement = select(func.count()).where(R.c.status == "dead", R.c.finished_at >= since)
+    statement = select(func.count()).where(
+        schedule_runs.c.status == RunStatus.DEAD, schedule_runs.c.finished_at >= since
+    )
     return int((await connection.execute(statement)).scalar_one())
 
 
 def _parked_clause() -> ColumnElement[bool]:
     """Schedules the dispatcher parked (see ``dispatcher.claim``): enabled, but never due."""
-    return and_(S.c.enabled, S.c.next_run_at.is_(None), S.c.last_error.like("invalid schedule:%"))
+    return and_(
+        workflow_schedules.c.enabled,
+        workflow_schedules.c.next_run_at.is_(None),
+        workflow_schedules.c.last_error.like("invalid schedule:%"),
+    )
 
 
 async def _parked(connection: AsyncConnection) -> list[Any]:
     statement = (
-        select(S.c.id, S.c.workflow_id, S.c.cron_expression, S.c.timezone, S.c.last_error)
-        .add_columns(W.c.name.label("workflow_name"))
-        .select_from(S.outerjoin(W, W.c.id == S.c.workflow_id))
+        select(
+            workflow_schedules.c.id,
+            workflow_schedules.c.workflow_id,
+            workflow_schedules.c.cron_expression,
+            workflow_schedules.c.timezone,
+            workflow_schedules.c.last_error,
+        )
+        .add_columns(workflows.c.name.label("workflow_name"))
+        .select_from(
+            workflow_schedules.outerjoin(
+                workflows, workflows.c.id == workflow_schedules.c.workflow_id
+            )
+        )
         .where(_parked_clause())
-        .order_by(S.c.updated_at.desc())
+        .order_by(workflow_schedules.c.updated_at.desc())
         .limit(SHOWN)
     )
     return list((await connection.execute(statement)).all())
@@ -202,6 +211,6 @@ async def _parked(connection: AsyncConnection) -> list[Any]:
 
 async def _failing(connection: AsyncConnection) -> int:
     statement = select(func.count()).where(
-        S.c.enabled, S.c.last_status == "error", ~_parked_clause()
+        workflow_schedules.c.enabled, workflow_schedules.c.last_status == "error", ~_parked_clause()
     )
     return int((await connection.execute(statement)).scalar_one())

@@ -18,6 +18,7 @@ from keeperhub_scheduler import management
 from keeperhub_scheduler.api.deps import EngineDep, RunId, ScheduleId
 from keeperhub_scheduler.errors import NotFoundError, SchedulerError
 from keeperhub_scheduler.management.models import RunQuery
+from keeperhub_scheduler.runs import FINISHED
 from keeperhub_scheduler.ui.overview import read_overview
 from keeperhub_scheduler.ui.timeline import (
     STATES,
@@ -189,5 +190,5 @@ async def run(request: Request, engine: EngineDep, who: Who, run_id: RunId) -> R
     return page(
         request, "run.html", who=who, r=found, verdict=verdict_of(found.status),
         workflow_name=await _workflow_name(engine, found.workflow_id),
-        finished=found.status in ("succeeded", "failed", "skipped", "dead"),
+        finished=found.status in FINISHED,
     )  # fmt: skip

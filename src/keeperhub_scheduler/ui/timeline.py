@@ -23,11 +23,7 @@ from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, wor
 from keeperhub_scheduler.errors import InvalidScheduleError
 from keeperhub_scheduler.management.views import is_paused, paused_clause
 from keeperhub_scheduler.timing import timing_of_row
-from keeperhub_scheduler.ui.verdicts import verdict_of, worst
-
-R = schedule_runs
-S = workflow_schedules
-W = workflows
+from keeperhub_scheduler.ui.verdicts import SKIPPED, verdict_of, worst
 
 WINDOWS = {
     "15m": timedelta(minutes=15),
@@ -80,10 +76,10 @@ async def read_timeline(engine: AsyncEngine, query: TimelineQuery) -> dict[str, 
         lanes = list(
             (
                 await connection.execute(
-                    select(S, W.c.name.label("workflow_name"))
+                    select(workflow_schedules, workflows.c.name.label("workflow_name"))
                     .select_from(_lanes_from())
                     .where(*where)
-                    .order_by(W.c.name, S.c.id)
+                    .order_by(workflows.c.name, workflow_schedules.c.id)
                     .offset((query.page - 1) * LANES_PER_PAGE)
                     .limit(LANES_PER_PAGE)
                 )
@@ -108,7 +104,9 @@ async def read_timeline(engine: AsyncEngine, query: TimelineQuery) -> dict[str, 
 
 
 def _lanes_from() -> Any:
-    return S.outerjoin(W, W.c.id == S.c.workflow_id)
+    return workflow_schedules.outerjoin(
+        workflows, workflows.c.id == workflow_schedules.c.workflow_id
+    )
 
 
 def _filters(query: TimelineQuery, now: datetime) -> list[ColumnElement[bool]]:
@@ -116,19 +114,23 @@ def _filters(query: TimelineQuery, now: datetime) -> list[ColumnElement[bool]]:
     if query.workflow:
         where.append(
             or_(
-                S.c.workflow_id.icontains(query.workflow, autoescape=True),
-                W.c.name.icontains(query.workflow, autoescape=True),
+                workflow_schedules.c.workflow_id.icontains(query.workflow, autoescape=True),
+                workflows.c.name.icontains(query.workflow, autoescape=True),
             )
         )
     if query.timezone:
-        where.append(S.c.timezone == query.timezone)
+        where.append(workflow_schedules.c.timezone == query.timezone)
     paused = paused_clause(now)
-    parked = and_(S.c.enabled, S.c.next_run_at.is_(None), S.c.last_error.like("invalid schedule:%"))
+    parked = and_(
+        workflow_schedules.c.enabled,
+        workflow_schedules.c.next_run_at.is_(None),
+        workflow_schedules.c.last_error.like("invalid schedule:%"),
+    )
     by_state: dict[str, ColumnElement[bool]] = {
-        "active": and_(S.c.enabled, ~paused),
+        "active": and_(workflow_schedules.c.enabled, ~paused),
         "paused": paused,
-        "failing": and_(S.c.enabled, S.c.last_status == "error"),
-        "disabled": ~S.c.enabled,
+        "failing": and_(workflow_schedules.c.enabled, workflow_schedules.c.last_status == "error"),
+        "disabled": ~workflow_schedules.c.enabled,
         "parked": parked,
     }
     if query.state:
@@ -138,7 +140,9 @@ def _filters(query: TimelineQuery, now: datetime) -> list[ColumnElement[bool]]:
 
 async def zones_in_use(engine: AsyncEngine) -> list[str]:
     async with engine.connect() as connection:
-        rows = await connection.execute(select(S.c.timezone).distinct().order_by(S.c.timezone))
+        rows = await connection.execute(
+            select(workflow_schedules.c.timezone).distinct().order_by(workflow_schedules.c.timezone)
+        )
         return [str(zone) for zone in rows.scalars()]
 
 
@@ -149,23 +153,25 @@ async def _runs(
         return {}, False
     statement = (
         select(
-            R.c.id,
-            R.c.schedule_id,
-            R.c.kind,
-            R.c.status,
-            R.c.skip_reason,
-            R.c.scheduled_for,
-            R.c.scheduled_until,
-            R.c.occurrences,
-            R.c.attempts,
-            R.c.http_status,
+            schedule_runs.c.id,
+            schedule_runs.c.schedule_id,
+            schedule_runs.c.kind,
+            schedule_runs.c.status,
+            schedule_runs.c.skip_reason,
+            schedule_runs.c.scheduled_for,
+            schedule_runs.c.scheduled_until,
+            schedule_runs.c.occurrences,
+            schedule_runs.c.attempts,
+            schedule_runs.c.http_status,
         )
         .where(
-            R.c.schedule_id.in_(ids),
+            schedule_runs.c.schedule_id.in_(ids),
             or_(
-                and_(R.c.scheduled_for >= start, R.c.scheduled_for < stop),
+                and_(schedule_runs.c.scheduled_for >= start, schedule_runs.c.scheduled_for < stop),
                 # a range of skips that began before the window and reaches into it
-                and_(R.c.scheduled_until >= start, R.c.scheduled_for < start),
+                and_(
+                    schedule_runs.c.scheduled_until >= start, schedule_runs.c.scheduled_for < start
+                ),
             ),
         )
         .limit(MAX_ROWS + 1)
@@ -211,7 +217,7 @@ def _marks(
                 {
                     "t": _ms(run.scheduled_for),
                     "t2": _ms(run.scheduled_until),
-                    "verdict": "skipped",
+                    "verdict": SKIPPED,
                     "n": count,
                     "label": f"skipped ({run.skip_reason or 'unknown'}): {count} occurrences"
                     f" {_text(run.scheduled_for)} to {_text(run.scheduled_until)}",
@@ -245,7 +251,7 @@ def _marks(
 
 
 def _status_text(run: Any) -> str:
-    if run.status == "skipped":
+    if run.status == SKIPPED:
         return f"skipped ({run.skip_reason or 'unknown'})"
     return str(run.status)
 

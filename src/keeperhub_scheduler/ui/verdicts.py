@@ -6,19 +6,23 @@ Runs between the decision and their outcome (pending, enqueued, running, retryin
 
 from __future__ import annotations
 
-VERDICTS = ("succeeded", "failed", "dead", "skipped", "pending")
+from keeperhub_scheduler.runs import RunStatus
+
+SUCCEEDED, FAILED, DEAD, SKIPPED, PENDING = (
+    RunStatus.SUCCEEDED,
+    RunStatus.FAILED,
+    RunStatus.DEAD,
+    RunStatus.SKIPPED,
+    RunStatus.PENDING,
+)
+VERDICTS: tuple[str, ...] = (SUCCEEDED, FAILED, DEAD, SKIPPED, PENDING)
 # The colour of a mark that stands for several runs is its worst verdict's.
-SEVERITY = {"dead": 0, "failed": 1, "pending": 2, "skipped": 3, "succeeded": 4}
-_BY_STATUS = {
-    "succeeded": "succeeded",
-    "failed": "failed",
-    "dead": "dead",
-    "skipped": "skipped",
-}
+SEVERITY: dict[str, int] = {DEAD: 0, FAILED: 1, PENDING: 2, SKIPPED: 3, SUCCEEDED: 4}
+_OWN_VERDICT = frozenset((SUCCEEDED, FAILED, DEAD, SKIPPED))
 
 
 def verdict_of(status: str) -> str:
-    return _BY_STATUS.get(status, "pending")
+    return str(status) if status in _OWN_VERDICT else PENDING.value
 
 
 def worst(verdicts: set[str]) -> str:
