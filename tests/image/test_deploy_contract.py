@@ -22,7 +22,7 @@ AWS_SECRET = {
     "DATABASE_URL": "postgresql://scheduler:secret@db.example:5432/keeperhub",
     "SCHEDULER_SERVICE_API_KEY": "service-key",
     "SCHEDULER_SIGNING_KEY": "signing-key",
-    "SCHEDULER_API_TOKENS": "token-one,token-two",
+    "SCHEDULER_API_TOKENS": "token-one-0123456789,token-two-0123456789",
 }
 
 # Run inside the image: for each container, the names of its environment that the settings do not
