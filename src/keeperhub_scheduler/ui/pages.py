@@ -52,14 +52,18 @@ async def overview(request: Request, engine: EngineDep, who: Who) -> Response:
     )  # fmt: skip
 
 
+Text = Annotated[str | None, Query(max_length=200)]
+
+
 def _timeline_query(
-    window: str | None,
-    end: str | None,
-    workflow: str | None,
-    state: str | None,
-    timezone: str | None,
-    page_number: int,
+    window: Text = None,
+    end: Text = None,
+    workflow: Text = None,
+    state: Text = None,
+    timezone: Text = None,
+    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
 ) -> TimelineQuery:
+    """The timeline's filters from the query string; anything unreadable falls back to a default."""
     instant: datetime | None = None
     if end:
         try:
@@ -82,22 +86,11 @@ def _state(value: str | None) -> State | None:
     return cast(State, value) if value in STATES else None
 
 
-Text = Annotated[str | None, Query(max_length=200)]
+Timeline = Annotated[TimelineQuery, Depends(_timeline_query)]
 
 
 @router.get("/timeline")
-async def timeline(
-    request: Request,
-    engine: EngineDep,
-    who: Who,
-    window: Text = None,
-    end: Text = None,
-    workflow: Text = None,
-    state: Text = None,
-    timezone: Text = None,
-    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
-) -> Response:
-    query = _timeline_query(window, end, workflow, state, timezone, page_number)
+async def timeline(request: Request, engine: EngineDep, who: Who, query: Timeline) -> Response:
     given = {
         "window": query.window,
         "end": query.end.isoformat() if query.end else None,
@@ -114,17 +107,7 @@ async def timeline(
 
 
 @router.get("/timeline.json")
-async def timeline_data(
-    engine: EngineDep,
-    who: Who,
-    window: Text = None,
-    end: Text = None,
-    workflow: Text = None,
-    state: Text = None,
-    timezone: Text = None,
-    page_number: Annotated[int, Query(alias="page", ge=1, le=100_000)] = 1,
-) -> Response:
-    query = _timeline_query(window, end, workflow, state, timezone, page_number)
+async def timeline_data(engine: EngineDep, who: Who, query: Timeline) -> Response:
     return data(await read_timeline(engine, query))
 
 
