@@ -119,7 +119,11 @@ def add_planned_schedule(
     planned = plan(
         schedule_id, timing, decided_through or db_now(url), values.get("jitter_seconds", 0)
     )
-    values = planned | values  # an explicit next_run_at wins
+    insert_schedule_row(url, planned | values)  # an explicit next_run_at wins
+
+
+def insert_schedule_row(url: str, values: dict[str, Any]) -> None:
+    """A workflow_schedules row with exactly these columns, written as KeeperHub's app writes it."""
     names = ", ".join(values)
     placeholders = ", ".join(f"%({name})s" for name in values)
     with connect(url, as_scheduler=True) as connection:

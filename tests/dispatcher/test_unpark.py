@@ -19,10 +19,10 @@ from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.dispatcher.helpers import (
     add_workflow,
     assert_one_message_per_run,
-    connect,
     db_now,
     drain,
     fired,
+    insert_schedule_row,
     occurrences_between,
     run_for,
     running_dispatcher,
@@ -54,13 +54,7 @@ def park_as_old_engine(url: str, schedule_id: str, cron: str, error: str, **colu
         "last_error": error,
         "last_status_for": db_now(url) - timedelta(days=3),
     } | columns
-    names = ", ".join(values)
-    placeholders = ", ".join(f"%({name})s" for name in values)
-    with connect(url, as_scheduler=True) as connection:
-        connection.execute(
-            f"INSERT INTO workflow_schedules ({names}) VALUES ({placeholders})",  # type: ignore[arg-type]
-            values,
-        )
+    insert_schedule_row(url, values)
 
 
 async def test_a_schedule_parked_by_the_old_engine_fires_after_the_upgrade(
