@@ -49,7 +49,7 @@ from sqlalchemy.dialects import postgresql
 from keeperhub_scheduler.config import Settings, load_settings
 from keeperhub_scheduler.db.statements import due_statement
 from keeperhub_scheduler.dispatcher import Dispatcher
-from keeperhub_scheduler.processes import opened
+from keeperhub_scheduler.processes import freeze_startup_heap, opened
 from keeperhub_scheduler.transport.base import OutgoingMessage
 from keeperhub_scheduler.transport.sqs import BATCH_LIMIT, QueueEndpoint, SqsTransport
 from peers.aps import apscheduler_run
@@ -402,6 +402,9 @@ async def main(arguments: argparse.Namespace) -> int:
 
 
 async def measure(arguments: argparse.Namespace) -> int:
+    # As the dispatcher process does once it is up (processes.run_dispatcher): without it every
+    # full collection walks botocore's models again, for ours and the bare sender alike.
+    freeze_startup_heap()
     report = Report()
     print(f"dispatch benchmark, {load()}, send concurrency {CONCURRENCY}", flush=True)
     if "throughput" not in arguments.skip:
