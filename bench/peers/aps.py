@@ -1,8 +1,9 @@
 """APScheduler 3 as the Python peer: one job per schedule in its SQLAlchemyJobStore on the same
 PostgreSQL, each job sending the same SQS message as ours.
 
-The jobs are added while the scheduler is paused (not measured), all due at the same instant;
-``resume`` starts the clock, and it stops when the last job's message was accepted by the queue.
+The jobs are added while the scheduler is paused (not measured), all due at the same instant
+(the mix of patterns and zones every party gets); ``resume`` starts the clock, and it stops
+when the last job's message was accepted by the queue.
 The store is APScheduler's own (one pickled row per job, one UPDATE per run); the executor is its
 AsyncIOExecutor, so the sends overlap as much as APScheduler lets them.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AsyncExitStack
+from datetime import datetime
 from typing import Any
 
 from apscheduler.executors.asyncio import AsyncIOExecutor
@@ -20,7 +22,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client
-from peers.common import DUE_AT, message, sqs_attributes
+from peers.common import message, mixed_timings, sqs_attributes
 
 
 class _Sender:
@@ -47,8 +49,9 @@ def sync_url(url: str) -> str:
     return url.replace("postgresql://", "postgresql+psycopg://", 1)
 
 
-async def apscheduler_run(url: str, queue: QueueEndpoint, jobs: int) -> float:
-    """Seconds from resume until every job's message was sent."""
+async def apscheduler_run(url: str, queue: QueueEndpoint, jobs: int, at: datetime) -> float:
+    """Seconds from resume until every job's message was sent; the jobs are the mix of
+    ``mixed_timings``, cycled, all due at ``at``."""
     async with AsyncExitStack() as stack:
         _Sender.client = await open_client(queue, stack, pool=16)
         _Sender.queue_url = queue.queue_url
@@ -62,9 +65,13 @@ async def apscheduler_run(url: str, queue: QueueEndpoint, jobs: int) -> float:
             timezone="UTC",
         )
         scheduler.start(paused=True)
-        yearly = CronTrigger(month=1, day=1, hour=0, minute=0, timezone="UTC")
+        triggers = [
+            CronTrigger.from_crontab(expression, timezone=zone)
+            for expression, zone in mixed_timings(at)
+        ]
         for n in range(1, jobs + 1):
-            scheduler.add_job(send_job, yearly, args=[f"s{n}"], id=f"s{n}", next_run_time=DUE_AT)
+            trigger = triggers[n % len(triggers)]
+            scheduler.add_job(send_job, trigger, args=[f"s{n}"], id=f"s{n}", next_run_time=at)
         started = time.perf_counter()
         scheduler.resume()
         await _Sender.done.wait()

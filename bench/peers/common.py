@@ -21,13 +21,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import psycopg
 from sqlalchemy.engine import make_url
 
 from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.runs import RunRef
-from keeperhub_scheduler.timing import Timing
+from keeperhub_scheduler.timing import ONE_MICROSECOND, Timing
 from keeperhub_scheduler.transport.messages import encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, open_client, setup_queues
 
@@ -114,6 +115,76 @@ def seed_due(url: str, due: int, stored: int | None = None, cron: str = YEARLY) 
                 "later": later,
                 "key": timing.plan_key(0),
                 "stored": stored,
+            },
+        )
+        connection.execute("VACUUM ANALYZE")
+
+
+# A realistic mix: every minute, hourly, daily, weekdays and monthly patterns in seven zones (one
+# with a half-hour offset), all firing at the same instant, each one's next occurrence a minute
+# or more later. Every party is seeded with it (``seed_mix``), so each parses and matches the
+# same expressions in the same zones.
+MIX_ZONES = (
+    "UTC", "America/New_York", "America/Los_Angeles", "Europe/Berlin", "Asia/Kolkata",
+    "Asia/Tokyo", "Australia/Sydney",
+)  # fmt: skip
+
+
+def mixed_timings(at: datetime) -> list[tuple[str, str]]:
+    """(cron expression, zone) pairs that all fire at ``at`` (a whole minute), and not before."""
+    pairs = []
+    for zone in MIX_ZONES:
+        local = at.astimezone(ZoneInfo(zone))
+        minute, hour, day, weekday = local.minute, local.hour, local.day, local.isoweekday() % 7
+        patterns = [
+            "* * * * *",
+            f"{minute} * * * *",
+            f"{minute} {hour} * * *",
+            f"{minute} {hour} * * {weekday}",
+            f"{minute} {hour} {day} * *",
+        ]
+        patterns += [f"*/{step} * * * *" for step in (5, 15) if minute % step == 0]
+        pairs += [(pattern, zone) for pattern in patterns]
+    for expression, zone in pairs:
+        assert Timing.of(expression, zone).next_after(at - ONE_MICROSECOND) == at, expression
+    return pairs
+
+
+def current_minute(room_seconds: float = 25.0) -> datetime:
+    """The current whole minute, once at least ``room_seconds`` of it are left (a run that
+    crossed into the next minute would see the every-minute schedules due twice)."""
+    now = datetime.now(UTC)
+    if now.second + now.microsecond / 1e6 > 60 - room_seconds:
+        time.sleep(60.5 - now.second - now.microsecond / 1e6)
+        now = datetime.now(UTC)
+    return now.replace(second=0, microsecond=0)
+
+
+def seed_mix(url: str, due: int, at: datetime) -> None:
+    """``due`` schedules of the mix, cycled, each due at ``at`` and decided up to just before."""
+    pairs = mixed_timings(at)
+    keys = [Timing.of(expression, zone).plan_key(0) for expression, zone in pairs]
+    with psycopg.connect(url, autocommit=True) as connection:
+        connection.execute("SET keeperhub_scheduler.writer = 'on'")
+        connection.execute(
+            "INSERT INTO workflows (id, name, enabled)"
+            " SELECT 'wf' || n, 'bench', true FROM generate_series(1, %s) n",
+            (due,),
+        )
+        connection.execute(
+            "INSERT INTO workflow_schedules (id, workflow_id, cron_expression, timezone,"
+            " decided_through, next_run_at, plan_key)"
+            " SELECT 's' || n, 'wf' || n, (%(crons)s::text[])[i], (%(zones)s::text[])[i],"
+            " %(before)s, %(at)s, (%(keys)s::text[])[i]"
+            " FROM generate_series(1, %(due)s) n, LATERAL (SELECT 1 + n %% %(k)s AS i) pick",
+            {
+                "crons": [expression for expression, _ in pairs],
+                "zones": [zone for _, zone in pairs],
+                "keys": keys,
+                "before": at - ONE_MICROSECOND,
+                "at": at,
+                "due": due,
+                "k": len(pairs),
             },
         )
         connection.execute("VACUUM ANALYZE")

@@ -31,14 +31,31 @@ class Cpu:
         )
         return cls(usage.ru_utime + usage.ru_stime, localstack, backends)
 
-    def per_message(self, later: Cpu, messages: int) -> str:
+    def per_message(self, later: Cpu, messages: int) -> PerMessage:
         """Microseconds of CPU per message here, in LocalStack and in PostgreSQL."""
-        text = f"{(later.ours - self.ours) / messages * 1e6:.0f} us/msg here"
+        share = PerMessage((later.ours - self.ours) / messages * 1e6)
         if self.localstack is not None and later.localstack is not None:
-            text += f", {(later.localstack - self.localstack) / messages * 1e6:.0f} LocalStack"
+            share.localstack_us = (later.localstack - self.localstack) / messages * 1e6
         if later.postgres:
             used = sum(cpu - self.postgres.get(pid, 0.0) for pid, cpu in later.postgres.items())
-            text += f", {used / messages * 1e6:.0f} PostgreSQL"
+            share.postgres_us = used / messages * 1e6
+        return share
+
+
+@dataclass
+class PerMessage:
+    """CPU microseconds per message (fire, run) in each process; printed as one phrase."""
+
+    here_us: float
+    localstack_us: float | None = None
+    postgres_us: float | None = None
+
+    def __str__(self) -> str:
+        text = f"{self.here_us:.0f} us/msg here"
+        if self.localstack_us is not None:
+            text += f", {self.localstack_us:.0f} LocalStack"
+        if self.postgres_us is not None:
+            text += f", {self.postgres_us:.0f} PostgreSQL"
         return text
 
 

@@ -127,7 +127,7 @@ _MARK_ENQUEUED = f"""
 UPDATE schedule_runs SET status = '{RunStatus.ENQUEUED}', enqueued_at = now(),
   relay_lease_until = NULL
 WHERE id = ANY(%(ids)b) AND status = '{RunStatus.PENDING}'
-RETURNING scheduled_for, enqueued_at
+RETURNING extract(epoch FROM enqueued_at - scheduled_for)::float8
 """  # noqa: S608 (the statuses are the vocabulary's constants)
 _RELEASE = f"""
 UPDATE schedule_runs SET relay_lease_until = NULL
@@ -176,9 +176,8 @@ class PostgresStore(RunStore):
             return []
         async with self.engine.begin() as connection:
             result = await connection.exec_driver_sql(_MARK_ENQUEUED, {"ids": list(run_ids)})
-            rows: Sequence[Any] = result.all()
-        # Raw rows come in the session's zone: both are instants, their difference is the lag.
-        return [(row[1] - row[0]).total_seconds() for row in rows]
+            # The lag as one float per run: parsing two timestamps per run cost more CPU here.
+            return list(result.scalars())
 
     async def release(self, run_ids: Sequence[str]) -> None:
         if run_ids:

@@ -126,9 +126,10 @@ async def claim_batch(
             # runs (unpark.py).
             await store.park_invalid(connection, row.id, str(error), now)
             continue
-        decision = decide(_state(row, timing, now), now, grace)
+        key = timing.plan_key(row.jitter_seconds)
+        decision = decide(_state(row, timing, key, now), now, grace)
         run_values += await _runs_of(store, connection, row, decision, now, lease_until)
-        schedule_values.append(_advance(row, timing, decision))
+        schedule_values.append(_advance(row, key, decision))
         result.fired += len(decision.fires)
         for skip in decision.skips:
             result.skipped[skip.reason] += skip.count or 1
@@ -161,9 +162,9 @@ def timing_of(row: Any) -> Timing:
     )
 
 
-def _state(row: Any, timing: Timing, now: datetime) -> ScheduleState:
+def _state(row: Any, timing: Timing, key: str, now: datetime) -> ScheduleState:
     cursor = row.decided_through
-    if row.plan_key is not None and row.plan_key != timing.plan_key(row.jitter_seconds):
+    if row.plan_key is not None and row.plan_key != key:
         # Timing changed under a stale key by a writer that bypassed the trigger: only
         # occurrences after the change count. A NULL key needs nothing here: the trigger (or the
         # migration) that cleared it has set decided_through already, to the change instant for
@@ -193,8 +194,7 @@ async def _runs_of(
     lease_until: datetime | None,
 ) -> list[dict[str, Any]]:
     values = [
-        _run(row, fire.scheduled_for, fire.due_at, now, status=RunStatus.PENDING)
-        | {"relay_lease_until": lease_until}
+        _run(row, fire.scheduled_for, fire.due_at, now, RunStatus.PENDING, lease_until)
         for fire in decision.fires
     ]
     for index, skip in enumerate(decision.skips):
@@ -230,7 +230,12 @@ async def _runs_of(
 
 
 def _run(
-    row: Any, scheduled_for: datetime, due_at: datetime, now: datetime, status: RunStatus
+    row: Any,
+    scheduled_for: datetime,
+    due_at: datetime,
+    now: datetime,
+    status: RunStatus,
+    lease_until: datetime | None = None,
 ) -> dict[str, Any]:
     return {
         "id": new_run_id(),
@@ -245,17 +250,17 @@ def _run(
         "skip_reason": None,
         "created_at": now,
         "finished_at": None,
-        "relay_lease_until": None,
+        "relay_lease_until": lease_until,
     }
 
 
-def _advance(row: Any, timing: Timing, decision: Decision) -> dict[str, Any]:
+def _advance(row: Any, key: str, decision: Decision) -> dict[str, Any]:
     last_fired = decision.fires[-1].scheduled_for if decision.fires else None
     return {
         "b_id": row.id,
         "b_next_run_at": decision.next_run_at,
         "b_decided_through": decision.decided_through or row.decided_through,
-        "b_plan_key": timing.plan_key(row.jitter_seconds),
+        "b_plan_key": key,
         "b_last_fired": last_fired,
         "b_pause_ended": decision.pause_ended,
     }

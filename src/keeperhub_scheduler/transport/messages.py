@@ -16,6 +16,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from keeperhub_scheduler.errors import SchedulerError
@@ -46,8 +47,11 @@ class LegacyMessage:
     scheduled_for: datetime  # the message's triggerTime
 
 
+@lru_cache(maxsize=4096)
 def format_instant(instant: datetime) -> str:
-    """ISO 8601 in UTC with a ``Z``: milliseconds like JavaScript's, microseconds when present."""
+    """ISO 8601 in UTC with a ``Z``: milliseconds like JavaScript's, microseconds when present.
+
+    Remembered: the runs of one pass share a few instants (the top of the minute, say)."""
     instant = instant.astimezone(UTC)
     if instant.microsecond % 1000 == 0:
         return instant.strftime("%Y-%m-%dT%H:%M:%S.") + f"{instant.microsecond // 1000:03d}Z"
