@@ -112,6 +112,32 @@ def test_a_wrong_body_is_refused_with_a_reason(body: str, reason: str) -> None:
     assert refused(body, {"Signature": sign(body, KEY)}) == reason
 
 
+def test_an_instant_before_year_one_in_utc_is_a_reason_not_an_overflow() -> None:
+    body = '{"workflowId": "w", "scheduleId": "s", "triggerTime": "0001-01-01T00:00:00+14:00"}'
+    assert refused(body, {"Signature": sign(body, KEY)}) == (
+        "field triggerTime is not an ISO 8601 instant: '0001-01-01T00:00:00+14:00'"
+    )
+    assert refused(body, {}, require=False) == refused(body, {"Signature": sign(body, KEY)})
+
+
+def test_a_nested_body_too_deep_to_parse_is_a_reason() -> None:
+    body = "[" * 60_000
+    assert refused(body, {"Signature": sign(body, KEY)}).startswith("malformed JSON: ")
+
+
+def test_a_signed_message_without_a_run_id_is_never_legacy() -> None:
+    body = '{"workflowId": "w", "scheduleId": "s", "triggerTime": "2026-03-29T01:30:00Z"}'
+    assert refused(body, {"Signature": sign(body, KEY)}, require=False) == (
+        "signed message without a runId (never a legacy message)"
+    )
+
+
+def test_legacy_messages_can_be_switched_off() -> None:
+    body = '{"workflowId": "w", "scheduleId": "s", "triggerTime": "2026-03-29T01:30:00Z"}'
+    with pytest.raises(InvalidMessageError, match="legacy messages are switched off"):
+        decode(body, {}, None, require_signature=False, accept_legacy=False)
+
+
 def test_a_body_too_large_is_refused_before_anything_else() -> None:
     body = "x" * (MAX_BODY_BYTES + 1)
     assert refused(body, {}) == f"body larger than {MAX_BODY_BYTES} bytes"

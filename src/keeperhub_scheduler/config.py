@@ -68,6 +68,14 @@ class Settings(BaseSettings):
     scheduler_require_signature: bool | None = Field(
         None, description="Reject unsigned messages; defaults to true when a signing key is set"
     )
+    # True by default: it only matters when signatures are not required, which is the setting
+    # an operator picks to take the original dispatcher's messages during a migration; false
+    # refuses them (unsigned messages of ours are still accepted) once the original is retired.
+    scheduler_accept_legacy_messages: bool = Field(
+        True,
+        description="Accept the original dispatcher's messages (no runId, unsigned), mapped to "
+        "their schedule's occurrence; only when SCHEDULER_REQUIRE_SIGNATURE is false",
+    )
 
     # --- ours: queue ------------------------------------------------------------------------
     scheduler_dlq_url: str | None = Field(

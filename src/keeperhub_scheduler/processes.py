@@ -142,6 +142,8 @@ def build_executor(
     policy = ExecutionPolicy(
         signing_key=settings.signing_key_bytes,
         require_signature=settings.require_signature,
+        accept_legacy=settings.scheduler_accept_legacy_messages,
+        max_receive_count=settings.scheduler_max_receive_count,
         max_attempts=settings.scheduler_max_attempts,
         retry_base=settings.scheduler_retry_base_seconds,
         retry_max=settings.scheduler_retry_max_seconds,

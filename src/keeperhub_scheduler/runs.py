@@ -12,7 +12,7 @@ call. Its ``status`` moves along one path, and every change is one statement of 
 
 * created: by the dispatcher's claim (``insert_runs``: pending or skipped), by a trigger or a
   backfill (``add_requested_runs``: pending), by a message in the original dispatcher's format
-  (``run_for_legacy``: enqueued).
+  (``run_for_occurrence``: enqueued).
 * pending -> enqueued: the relay sent it (``lease_pending``, then ``mark_enqueued`` or
   ``release``).
 * -> running: an executor's ``claim`` takes it for one attempt under a lease (``extend_lease``

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Table, func, select, true, update
+from sqlalchemy import Table, false, func, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler import cron
@@ -35,7 +35,7 @@ from keeperhub_scheduler.db.statements import (
     skip_statement,
     switched_off,
 )
-from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.runs import (
     ClaimedRun,
     LastStatus,
@@ -49,7 +49,6 @@ from keeperhub_scheduler.runs import (
 
 if TYPE_CHECKING:
     from keeperhub_scheduler.db.listen import DueListener
-    from keeperhub_scheduler.transport.messages import LegacyMessage
 
 
 # --- what a claim answers ---------------------------------------------------------------------
@@ -239,49 +238,56 @@ class RunStore(ABC):
         )
         return list((await connection.execute(statement)).all())
 
-    async def run_for_legacy(self, message: LegacyMessage) -> RunRef | None:
-        """The run of (scheduleId, triggerTime) for a message in the original's format.
+    async def legacy_schedule(self, schedule_id: str) -> tuple[Any, datetime] | None:
+        """The schedule row a legacy message names (its timing, workflow and switches, and its
+        workflow's ``enabled``), with the database's now; None when there is no such schedule."""
+        schedules = workflow_schedules.c
+        statement = (
+            select(
+                schedules.id, schedules.workflow_id, schedules.cron_expression, schedules.timezone,
+                schedules.interval_seconds, schedules.anchor_at, schedules.start_at,
+                schedules.end_at, schedules.catchup_window_seconds,
+                schedules.enabled.label("schedule_enabled"),
+                func.coalesce(workflows.c.enabled, false()).label("workflow_enabled"),
+            )
+            .select_from(
+                workflow_schedules.outerjoin(workflows, workflows.c.id == schedules.workflow_id)
+            )
+            .where(schedules.id == schedule_id)
+        )  # fmt: skip
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement)).first()
+            now = await database_now(connection)
+        return None if row is None else (row, now)
 
-        The original dispatcher made no run rows; the first delivery creates one, enqueued (the
-        unique key makes concurrent deliveries agree on it). None when the schedule is gone.
-        """
+    async def run_for_occurrence(
+        self, schedule_id: str, workflow_id: str, occurrence: datetime
+    ) -> RunRef:
+        """The run of (schedule, occurrence), made enqueued if the dispatcher has not made it
+        (a legacy message's; the unique key makes it and our dispatcher agree on one run)."""
         runs = schedule_runs.c
         async with self.engine.begin() as connection:
-            schedule = await connection.execute(
-                select(workflow_schedules.c.id).where(
-                    workflow_schedules.c.id == message.schedule_id
-                )
-            )
-            if schedule.first() is None:
-                return None
             now = await database_now(connection)
             await connection.execute(
                 self.insert(schedule_runs)
                 .values(
-                    id=new_run_id(),
-                    schedule_id=message.schedule_id,
-                    workflow_id=message.workflow_id,
-                    kind=RunKind.SCHEDULE,
-                    scheduled_for=message.scheduled_for,
-                    due_at=message.scheduled_for,
-                    status=RunStatus.ENQUEUED,
-                    created_at=now,
-                    enqueued_at=now,
+                    id=new_run_id(), schedule_id=schedule_id, workflow_id=workflow_id,
+                    kind=RunKind.SCHEDULE, scheduled_for=occurrence, due_at=occurrence,
+                    status=RunStatus.ENQUEUED, created_at=now, enqueued_at=now,
                 )
                 .on_conflict_do_nothing(index_elements=[runs.schedule_id, runs.scheduled_for])
-            )
+            )  # fmt: skip
             found = await connection.execute(
-                select(runs.id).where(
-                    runs.schedule_id == message.schedule_id,
-                    runs.scheduled_for == message.scheduled_for,
+                select(runs.id, runs.workflow_id).where(
+                    runs.schedule_id == schedule_id, runs.scheduled_for == occurrence
                 )
             )
-            run_id = str(found.scalar_one())
+            row = found.one()
         return RunRef(
-            run_id=run_id,
-            workflow_id=message.workflow_id,
-            schedule_id=message.schedule_id,
-            scheduled_for=message.scheduled_for,
+            run_id=str(row.id),
+            workflow_id=str(row.workflow_id),
+            schedule_id=schedule_id,
+            scheduled_for=occurrence,
         )
 
     async def ready_runs(self, limit: int, held: set[str]) -> list[RunRef]:

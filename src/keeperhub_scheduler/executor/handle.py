@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.store import MISMATCH, Refusal, Skipped
+from keeperhub_scheduler.executor.legacy import occurrence_for
 from keeperhub_scheduler.keeperhub.client import RETRY, CallResult, KeeperHubClient
 from keeperhub_scheduler.runs import ClaimedRun, RunRef, RunStatus
 from keeperhub_scheduler.telemetry import metrics
@@ -34,7 +35,7 @@ from keeperhub_scheduler.transport.base import (
     Transport,
     TransportError,
 )
-from keeperhub_scheduler.transport.messages import InvalidMessageError, decode
+from keeperhub_scheduler.transport.messages import InvalidMessageError, LegacyMessage, decode
 
 log = logging.getLogger("keeperhub_scheduler.executor")
 T = TypeVar("T")
@@ -54,6 +55,8 @@ class Settlement:
 class ExecutionPolicy:
     signing_key: bytes | None
     require_signature: bool
+    accept_legacy: bool = True
+    max_receive_count: int = 10  # the queue's redrive: on this receive we dead-letter ourselves
     max_attempts: int = 5
     retry_base: float = 2.0
     retry_max: float = 300.0
@@ -114,7 +117,13 @@ class DeliveryHandler:
     async def handle(self, delivery: Delivery) -> None:
         try:
             await self._handle(delivery)
-        except Exception:
+        except Exception as error:
+            if delivery.receive_count >= self.policy.max_receive_count:
+                # The queue's redrive would move it on the next receive without a word: move it
+                # now, with what we know.
+                reason = f"not settled after {delivery.receive_count} receives: " + _named(error)
+                await self._dead_letter(delivery, reason, "unsettled")
+                return
             # Unsettled (a database outage, a bug): keep the message away for the full
             # visibility timeout rather than the short hand-off, so an outage does not become a
             # storm of redeliveries, each counting towards the queue's maxReceiveCount.
@@ -124,25 +133,15 @@ class DeliveryHandler:
 
     async def _handle(self, delivery: Delivery) -> None:
         metrics.MESSAGES_RECEIVED.inc()
-        try:
-            message = decode(
-                delivery.body,
-                delivery.attributes,
-                self.policy.signing_key,
-                require_signature=self.policy.require_signature,
-            )
-        except InvalidMessageError as error:
-            await self._dead_letter(delivery, f"invalid message: {error.reason}", "invalid")
+        message = await self._decode(delivery)
+        if message is None:
             return
-        run = message if isinstance(message, RunRef) else await self.store.run_for_legacy(message)
-        if run is None:
-            log.info(
-                "message for a deleted schedule; dropped",
-                extra={"schedule_id": message.schedule_id},
-            )
-            metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
-            await self._settle(self.transport.delete(delivery))
-            return
+        if isinstance(message, LegacyMessage):
+            run = await self._legacy_run(delivery, message)
+            if run is None:
+                return
+        else:
+            run = message
         claimed = await self.store.claim(run, self.policy.handoff_lease)
         if isinstance(claimed, Refusal):
             await self._refused(delivery, run.run_id, claimed)
@@ -155,6 +154,50 @@ class DeliveryHandler:
             await self._settle_as(delivery, await self._give_up(claimed, None, reason))
         else:
             await self._execute(delivery, claimed)
+
+    async def _decode(self, delivery: Delivery) -> RunRef | LegacyMessage | None:
+        """The message, or None once it is dead-lettered with the reason it cannot run."""
+        if delivery.unreadable_attributes:
+            names = ", ".join(sorted(delivery.unreadable_attributes))
+            await self._dead_letter(
+                delivery, f"invalid message: attributes not of type String: {names}", "invalid"
+            )
+            return None
+        try:
+            return decode(
+                delivery.body,
+                delivery.attributes,
+                self.policy.signing_key,
+                require_signature=self.policy.require_signature,
+                accept_legacy=self.policy.accept_legacy,
+            )
+        except InvalidMessageError as error:
+            reason = f"invalid message: {error.reason}"
+        except Exception as error:  # a parser's surprise is still a poison message, not a loop
+            reason = "undecodable message: " + _named(error)
+        await self._dead_letter(delivery, reason, "invalid")
+        return None
+
+    async def _legacy_run(self, delivery: Delivery, message: LegacyMessage) -> RunRef | None:
+        """The run of the occurrence a legacy message was sent for (``legacy``), or None once
+        the message is dropped (no such schedule) or dead-lettered (any other refusal)."""
+        found = await self.store.legacy_schedule(message.schedule_id)
+        if found is None:
+            log.info(
+                "legacy message for a schedule that does not exist; dropped",
+                extra={"schedule_id": message.schedule_id},
+            )
+            metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
+            await self._settle(self.transport.delete(delivery))
+            return None
+        schedule, now = found
+        occurrence = occurrence_for(schedule, message.workflow_id, message.scheduled_for, now)
+        if isinstance(occurrence, str):
+            await self._dead_letter(delivery, occurrence, "legacy")
+            return None
+        return await self.store.run_for_occurrence(
+            message.schedule_id, occurrence.workflow_id, occurrence.scheduled_for
+        )
 
     async def _refused(self, delivery: Delivery, run_id: str, refusal: Refusal) -> None:
         if refusal.status == MISMATCH:
@@ -169,7 +212,15 @@ class DeliveryHandler:
             delay = min(self.policy.max_delay_seconds, math.ceil(refusal.wait_seconds) + 1)
             await self._settle(self.transport.retry_later(delivery, delay))
             return
-        # Finished (or deleted): a duplicate delivery.
+        if refusal.status is None:
+            # Not a duplicate: the run is gone (deleted with its schedule) or never existed.
+            log.info(
+                "message for a run that does not exist (deleted, or never made); dropped",
+                extra={"run_id": run_id},
+            )
+            metrics.SKIPPED.labels("executor", "run_missing").inc()
+            await self._settle(self.transport.delete(delivery))
+            return
         metrics.DUPLICATES_DROPPED.inc()
         log.info("duplicate delivery dropped", extra={"run_id": run_id, "status": refusal.status})
         await self._settle(self.transport.delete(delivery))
@@ -302,6 +353,10 @@ class DeliveryHandler:
             log.warning(
                 "could not settle a delivery; it will be redelivered", extra={"error": str(error)}
             )
+
+
+def _named(error: BaseException) -> str:
+    return f"{type(error).__name__}: {error}"[:300]
 
 
 def _could_not_extend(what: str, run: ClaimedRun, error: Exception) -> bool:

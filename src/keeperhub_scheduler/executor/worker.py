@@ -6,7 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Collection
+from collections.abc import Collection, Coroutine
+from typing import Any, TypeVar
 
 from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.executor.handle import DeliveryHandler
@@ -14,6 +15,8 @@ from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
 
 log = logging.getLogger("keeperhub_scheduler.executor")
+RELEASE_SECONDS = 5.0  # how long a cancelled delivery's release may take before exit
+T = TypeVar("T")
 
 
 class Slots:
@@ -81,11 +84,12 @@ class Executor:
     async def run(self, stop: asyncio.Event) -> None:
         """Run until ``stop`` is set, then drain; returns when everything started has settled.
 
-        The drain has one deadline, ``drain_seconds`` from the stop: the receive loops finish
-        their long poll (handing back, visible at once, whatever it brought) while the calls in
-        flight finish and are recorded. Whatever is still running at the deadline is cancelled:
-        its message reappears after its visibility timeout and the run's lapsed lease lets the
-        next executor take it over, so nothing is lost.
+        The drain has one deadline, ``drain_seconds`` from the stop: the receive loops stop
+        their long poll at once (an idle executor exits promptly; a receive cut short may have
+        taken messages, which reappear after the short hand-off visibility) while the calls in
+        flight finish and are recorded. Whatever is still running at the deadline is cancelled
+        and its message released (visible at once): the next executor finds the run held until
+        its lease lapses, waits that out and takes it over, so nothing is lost or long delayed.
         """
         receivers = [asyncio.create_task(self._receive_loop(stop)) for _ in range(self.receivers)]
         await stop.wait()
@@ -107,8 +111,9 @@ class Executor:
             if reserved == 0:
                 return
             try:
-                deliveries = await self.transport.receive(
-                    reserved, self.wait_seconds, self.receive_visibility
+                deliveries = await _unless_stopped(
+                    self.transport.receive(reserved, self.wait_seconds, self.receive_visibility),
+                    stop,
                 )
             except TransportError as error:
                 await self.slots.release(reserved)
@@ -119,6 +124,9 @@ class Executor:
                 )
                 await _sleep_unless(stop, delay)
                 continue
+            if deliveries is None:  # stopped during the long poll
+                await self.slots.release(reserved)
+                return
             backoff.reset()
             if deliveries:
                 self.heartbeat.worked()
@@ -139,6 +147,13 @@ class Executor:
     async def _handle(self, delivery: Delivery) -> None:
         try:
             await self.handler.handle(delivery)
+        except asyncio.CancelledError:
+            # The drain's deadline: the call is abandoned, so its message is made visible now
+            # rather than when its extended visibility would end.
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(RELEASE_SECONDS):
+                    await asyncio.shield(self.transport.release(delivery))
+            raise
         except Exception:
             # A bug or a database outage: the message is not settled, so it comes back after
             # its visibility timeout and is tried again. Log it; never kill the loop.
@@ -180,3 +195,22 @@ async def _finish_by(tasks: Collection[asyncio.Task[None]], deadline: float) -> 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _unless_stopped(operation: Coroutine[Any, Any, T], stop: asyncio.Event) -> T | None:
+    """``operation``'s result, or None when ``stop`` is set first (it is then cancelled)."""
+    task = asyncio.ensure_future(operation)
+    stopped = asyncio.ensure_future(stop.wait())
+    try:
+        await asyncio.wait({task, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    except asyncio.CancelledError:
+        task.cancel()
+        raise
+    finally:
+        stopped.cancel()
+    if task.done():
+        return task.result()
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, TransportError):
+        await task
+    return None

@@ -38,6 +38,8 @@ class Delivery:
     receive_count: int = 1
     message_id: str = ""
     extra: dict[str, str] = field(default_factory=dict)
+    # Attributes of another type than String (Binary, Number): not in ``attributes``, refused.
+    unreadable_attributes: tuple[str, ...] = ()
 
 
 class TransportError(Exception):

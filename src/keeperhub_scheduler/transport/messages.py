@@ -101,18 +101,36 @@ def decode(
     signing_key: bytes | None,
     *,
     require_signature: bool,
+    accept_legacy: bool = True,
 ) -> RunRef | LegacyMessage:
-    """Check and parse a received message, or raise ``InvalidMessageError`` with the reason."""
-    if len(body.encode()) > MAX_BODY_BYTES:
+    """Check and parse a received message, or raise ``InvalidMessageError`` with the reason.
+
+    Every way a body can fail to parse is a reason, never another exception: a poison message
+    must end in the dead-letter queue, not in a traceback on every receive.
+    """
+    if len(body.encode(errors="replace")) > MAX_BODY_BYTES:
         raise InvalidMessageError(f"body larger than {MAX_BODY_BYTES} bytes")
-    _verify_signature(body, attributes.get("Signature"), signing_key, require_signature)
+    signature = attributes.get("Signature")
+    _verify_signature(body, signature, signing_key, require_signature)
     try:
         payload = json.loads(body)
-    except json.JSONDecodeError as error:
-        raise InvalidMessageError(f"malformed JSON: {error.msg}") from None
+    except (ValueError, RecursionError) as error:
+        detail = error.msg if isinstance(error, json.JSONDecodeError) else type(error).__name__
+        raise InvalidMessageError(f"malformed JSON: {detail}") from None
     if not isinstance(payload, dict):
         raise InvalidMessageError("body is not a JSON object")
-    return _parse_payload(payload)
+    message = _parse_payload(payload)
+    if isinstance(message, LegacyMessage):
+        # Only the original dispatcher sends messages without a runId, and it never signs: a
+        # signed one was made by someone holding our key for another purpose, so it is refused.
+        if signature is not None:
+            raise InvalidMessageError("signed message without a runId (never a legacy message)")
+        if not accept_legacy:
+            raise InvalidMessageError(
+                "message in the original dispatcher's format (no runId) and legacy messages "
+                "are switched off (SCHEDULER_ACCEPT_LEGACY_MESSAGES=false)"
+            )
+    return message
 
 
 def _verify_signature(
@@ -139,7 +157,7 @@ def _parse_payload(payload: dict[str, Any]) -> RunRef | LegacyMessage:
         raise InvalidMessageError("field triggerTime is missing or not a string")
     try:
         trigger_time = parse_instant(raw_time)
-    except ValueError:
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+14:00 is before year 1 in UTC
         raise InvalidMessageError(
             f"field triggerTime is not an ISO 8601 instant: {raw_time[:64]!r}"
         ) from None

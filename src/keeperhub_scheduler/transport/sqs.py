@@ -16,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from keeperhub_scheduler.config import Settings, require
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage, TransportError
 from keeperhub_scheduler.transport.batching import BATCH_LIMIT, BatchCall, Batcher
+from keeperhub_scheduler.transport.dlq import DeadLetterCopy, dead_letter_copy, minimal_copy
 
 # A SendMessageBatch answers in milliseconds. One that hangs (a frozen or black-holed endpoint)
 # is given up after this long, so that a dispatcher pass never waits on it for the client's
@@ -170,26 +171,30 @@ class SqsTransport:
         await self.extend(delivery, 0)
 
     async def dead_letter(self, delivery: Delivery, reason: str) -> None:
-        """Copy the message to the DLQ with the reason, then delete it from the main queue."""
+        """Copy the message to the DLQ with the reason (cut to SQS's limits, ``dlq``), then
+        delete it from the main queue. A copy SQS refuses is tried once more as the bare
+        reason, so a message we know must not run never loops until the redrive takes it."""
         dlq_url = self.endpoint.dlq_url
         if dlq_url is None:
             raise TransportError("no dead-letter queue configured (SCHEDULER_DLQ_URL)")
-        attributes = {
-            name: {"DataType": "String", "StringValue": value}
-            for name, value in delivery.attributes.items()
-        }
-        attributes["DeadLetterReason"] = {"DataType": "String", "StringValue": reason[:1000]}
-        attributes["OriginalMessageId"] = {
-            "DataType": "String",
-            "StringValue": delivery.message_id or "unknown",
-        }
+        try:
+            await self._send_copy(dlq_url, dead_letter_copy(delivery, reason))
+        except TransportError as error:
+            if not _refused(error):
+                raise
+            await self._send_copy(dlq_url, minimal_copy(delivery, reason))
+        await self.delete(delivery)
+
+    async def _send_copy(self, dlq_url: str, copy: DeadLetterCopy) -> None:
         await self._call(
             "send_message",
             QueueUrl=dlq_url,
-            MessageBody=delivery.body or "(empty)",
-            MessageAttributes=attributes,
+            MessageBody=copy.body,
+            MessageAttributes={
+                name: {"DataType": "String", "StringValue": value}
+                for name, value in copy.attributes.items()
+            },
         )
-        await self.delete(delivery)
 
     async def check(self) -> None:
         await self._call(
@@ -218,11 +223,19 @@ class SqsTransport:
             raise TransportError(f"{operation} failed: {error}") from error
 
 
+def _refused(error: TransportError) -> bool:
+    """Whether SQS answered and refused the request (not: could not be reached)."""
+    return isinstance(error.__cause__, ClientError)
+
+
 def _delivery(message: dict[str, Any]) -> Delivery:
-    attributes = {
-        name: value.get("StringValue", "")
-        for name, value in message.get("MessageAttributes", {}).items()
-    }
+    attributes: dict[str, str] = {}
+    unreadable: list[str] = []
+    for name, value in message.get("MessageAttributes", {}).items():
+        if str(value.get("DataType", "")).startswith("String") and "StringValue" in value:
+            attributes[name] = value["StringValue"]
+        else:
+            unreadable.append(name)  # Binary or Number: none of ours is, so the message is not
     count = int(message.get("Attributes", {}).get("ApproximateReceiveCount", "1"))
     return Delivery(
         body=message.get("Body", ""),
@@ -230,6 +243,7 @@ def _delivery(message: dict[str, Any]) -> Delivery:
         handle=message["ReceiptHandle"],
         receive_count=count,
         message_id=message.get("MessageId", ""),
+        unreadable_attributes=tuple(unreadable),
     )
 
 
