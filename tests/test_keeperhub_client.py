@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import email.utils
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -155,7 +156,9 @@ async def test_a_workflow_id_that_could_change_the_path_is_refused_without_a_cal
 
 def test_a_valid_workflow_id_is_the_last_path_segment_but_one() -> None:
     keeperhub = KeeperHubClient("https://keeperhub.example/", None)
-    assert keeperhub.url_for("Ab_9-x") == "https://keeperhub.example/api/workflow/Ab_9-x/execute"
+    assert (
+        str(keeperhub.url_for("Ab_9-x")) == "https://keeperhub.example/api/workflow/Ab_9-x/execute"
+    )
 
 
 async def test_a_cookie_one_answer_sets_is_not_sent_with_the_next_call() -> None:
@@ -180,3 +183,52 @@ async def test_a_cookie_one_answer_sets_is_not_sent_with_the_next_call() -> None
 
     assert [result.outcome for result in results] == ["succeeded", "succeeded"]
     assert cookies_seen == [None, None]
+
+
+async def test_a_proxy_in_the_environment_is_not_used(
+    client: KeeperHubClient, standin: tuple[str, StandInState], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    dead_proxy = f"http://127.0.0.1:{free_port()}"  # nothing listens: a proxied call would fail
+    for name in ("HTTP_PROXY", "http_proxy", "ALL_PROXY"):
+        monkeypatch.setenv(name, dead_proxy)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+
+    result = await client.execute(REQUEST)
+
+    assert result.outcome == "succeeded"
+    assert len(standin[1].calls) == 1
+
+
+async def test_a_redirect_is_a_final_failure_and_a_hang_up_a_retry() -> None:
+    async def redirect(_request: web.Request) -> web.Response:
+        raise web.HTTPFound("http://169.254.169.254/elsewhere")
+
+    async def hang_up(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=200, headers={"Content-Length": "100"})
+        await response.prepare(request)
+        assert request.transport is not None
+        request.transport.close()
+        return response
+
+    app = web.Application()
+    app.add_routes([
+        web.post("/api/workflow/moved/execute", redirect),
+        web.post("/api/workflow/gone/execute", hang_up),
+    ])  # fmt: skip
+    runner = web.AppRunner(app)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    keeperhub = KeeperHubClient(f"http://127.0.0.1:{port}", "service-key")
+    try:
+        moved = await keeperhub.execute(replace(REQUEST, workflow_id="moved"))
+        gone = await keeperhub.execute(replace(REQUEST, workflow_id="gone"))
+    finally:
+        await keeperhub.close()
+        await runner.cleanup()
+
+    assert (moved.outcome, moved.status) == ("failed", 302)
+    assert (gone.outcome, gone.status) == ("retry", None)
+    assert gone.error is not None
+    assert gone.error.startswith("network error")

@@ -18,14 +18,16 @@ from datetime import UTC, datetime
 from typing import Final, Literal
 from urllib.parse import quote
 
-import httpx
+import aiohttp
+from multidict import CIMultiDictProxy
+from yarl import URL
 
-from keeperhub_scheduler.keeperhub.pool import AiohttpTransport
 from keeperhub_scheduler.runs import RunRef, RunStatus
 from keeperhub_scheduler.transport.messages import ID_PATTERN, TRIGGER_TYPE, format_instant
 
 RETRYABLE_STATUSES = frozenset({408, 429}) | frozenset(range(500, 600))
 MAX_ERROR_CHARS = 500
+MAX_BODY_BYTES = 64 * 1024  # of an answer's body: only the start of an error is kept
 URL_CACHE_SIZE = 4096  # parsed URLs kept, one per workflow id
 
 RETRY: Final = "retry"
@@ -42,31 +44,24 @@ class CallResult:
     seconds: float
 
 
-class _IgnoredCookies(httpx.Cookies):
-    def extract_cookies(self, response: httpx.Response) -> None:
-        pass
+@dataclass(frozen=True)
+class Answer:
+    """What is kept of KeeperHub's answer: the status, the headers, the start of the body."""
 
-
-_NO_COOKIES = _IgnoredCookies()
-
-
-class _CookielessClient(httpx.AsyncClient):
-    """An ``httpx.AsyncClient`` that keeps no cookies: one answer must not carry state into the
-    next call, and reading ``Set-Cookie`` (httpx rebuilds each answer as a urllib request and an
-    email message for it) cost a sixth of each call's CPU."""
-
-    @property
-    def cookies(self) -> httpx.Cookies:
-        return _NO_COOKIES
-
-    @cookies.setter
-    def cookies(self, cookies: object) -> None:
-        raise TypeError("the KeeperHub client keeps no cookies")
+    status: int
+    reason: str
+    headers: CIMultiDictProxy[str]
+    body: bytes
 
 
 class KeeperHubClient:
-    """One pooled ``httpx.AsyncClient`` for the whole process, on aiohttp's connection pool
-    (see ``keeperhub.pool``) unless given another transport."""
+    """One pooled ``aiohttp.ClientSession`` for the whole process.
+
+    aiohttp alone (no httpx on top of it) hands out a pooled connection in constant time, keeps
+    no cookies (one answer must not carry state into the next call), looks up no proxy from the
+    environment (KeeperHub is reached directly, and the lookup per request cost as much CPU as
+    the rest of the call) and follows no redirect (it could carry the service key elsewhere).
+    """
 
     def __init__(
         self,
@@ -76,21 +71,26 @@ class KeeperHubClient:
         connect_timeout: float = 5.0,
         read_timeout: float = 30.0,
         max_connections: int = 100,
-        transport: httpx.AsyncBaseTransport | None = None,
+        max_body_bytes: int = MAX_BODY_BYTES,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._service_key = service_key
-        self._urls: dict[str, httpx.URL] = {}
-        self._client = _CookielessClient(
-            timeout=httpx.Timeout(read_timeout, connect=connect_timeout),
-            follow_redirects=False,  # a redirect could carry the service key elsewhere
-            transport=transport or AiohttpTransport(max_connections=max_connections),
+        self._max_connections = max_connections
+        self._max_body_bytes = max_body_bytes
+        self._urls: dict[str, URL] = {}
+        # ``connect`` bounds the wait for a pooled connection, ``sock_connect`` the TCP connect,
+        # ``sock_read`` each wait for the answer's bytes.
+        self._timeout = aiohttp.ClientTimeout(
+            total=None, connect=read_timeout, sock_connect=connect_timeout, sock_read=read_timeout
         )
+        self._session: aiohttp.ClientSession | None = None  # opened inside the running loop
 
     async def close(self) -> None:
-        await self._client.aclose()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
 
-    def url_for(self, workflow_id: str) -> httpx.URL:
+    def url_for(self, workflow_id: str) -> URL:
         """The execute URL, parsed once per workflow id (parsing is a tenth of a call's CPU)."""
         url = self._urls.get(workflow_id)
         if url is None:
@@ -98,7 +98,7 @@ class KeeperHubClient:
                 raise ValueError(f"invalid workflow id {workflow_id[:64]!r}")
             if len(self._urls) >= URL_CACHE_SIZE:
                 self._urls.clear()
-            url = httpx.URL(f"{self.base_url}/api/workflow/{quote(workflow_id, safe='')}/execute")
+            url = URL(f"{self.base_url}/api/workflow/{quote(workflow_id, safe='')}/execute")
             self._urls[workflow_id] = url
         return url
 
@@ -120,44 +120,69 @@ class KeeperHubClient:
         }
         started = time.monotonic()
         try:
-            response = await self._client.post(url, content=json.dumps(body), headers=headers)
-        except httpx.TimeoutException as error:
-            return CallResult(
-                RETRY, None, f"timeout: {type(error).__name__}", None, _since(started)
-            )
-        except httpx.TransportError as error:
+            answer = await self.post(url, json.dumps(body).encode(), headers)
+        except aiohttp.ConnectionTimeoutError:
+            return CallResult(RETRY, None, "timeout: ConnectTimeout", None, _since(started))
+        except TimeoutError:  # aiohttp's read timeouts are TimeoutErrors too
+            return CallResult(RETRY, None, "timeout: ReadTimeout", None, _since(started))
+        except (aiohttp.ClientError, OSError) as error:
             reason = f"network error: {error!s}"[:MAX_ERROR_CHARS]
             return CallResult(RETRY, None, reason, None, _since(started))
-        return classify(response, _since(started))
+        return classify(answer, _since(started))
+
+    async def post(self, url: URL, data: bytes, headers: dict[str, str]) -> Answer:
+        """One POST; the body is read up to the cap (the rest is dropped with its connection)."""
+        session = self._session or self._open()
+        async with session.post(
+            url, data=data, headers=headers, allow_redirects=False, timeout=self._timeout
+        ) as response:
+            body = await self._read(response)
+            return Answer(response.status, response.reason or "", response.headers, body)
+
+    async def _read(self, response: aiohttp.ClientResponse) -> bytes:
+        body = bytearray()
+        while len(body) < self._max_body_bytes:
+            chunk = await response.content.read(self._max_body_bytes - len(body))
+            if not chunk:
+                break
+            body += chunk
+        return bytes(body)
+
+    def _open(self) -> aiohttp.ClientSession:
+        connector = aiohttp.TCPConnector(limit=self._max_connections, limit_per_host=0)
+        self._session = aiohttp.ClientSession(
+            connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
+        )
+        return self._session
 
 
-def classify(response: httpx.Response, seconds: float) -> CallResult:
-    status = response.status_code
+def classify(answer: Answer, seconds: float) -> CallResult:
+    status = answer.status
     if 200 <= status < 300:
         return CallResult(RunStatus.SUCCEEDED, status, None, None, seconds)
-    error = f"HTTP {status}: {error_text(response)}"
+    error = f"HTTP {status}: {error_text(answer)}"
     if status in RETRYABLE_STATUSES:
-        return CallResult(RETRY, status, error, retry_after(response), seconds)
+        return CallResult(RETRY, status, error, retry_after(answer), seconds)
     return CallResult(RunStatus.FAILED, status, error, None, seconds)
 
 
-def error_text(response: httpx.Response) -> str:
+def error_text(answer: Answer) -> str:
     """KeeperHub's ``{"error": ...}`` when it sent one, else the start of the body."""
+    text = answer.body.decode("utf-8", errors="replace")
     try:
-        payload = response.json()
+        payload = json.loads(text)
     except ValueError:
         payload = None
     if isinstance(payload, dict) and isinstance(payload.get("error"), str):
         return str(payload["error"])[:MAX_ERROR_CHARS]
     if isinstance(payload, str):  # a bare JSON string is the error itself
         return payload[:MAX_ERROR_CHARS]
-    text = response.text.strip()
-    return (text or response.reason_phrase)[:MAX_ERROR_CHARS]
+    return (text.strip() or answer.reason)[:MAX_ERROR_CHARS]
 
 
-def retry_after(response: httpx.Response) -> float | None:
+def retry_after(answer: Answer) -> float | None:
     """``Retry-After`` as seconds: a number, or an HTTP date."""
-    value = response.headers.get("Retry-After")
+    value = answer.headers.get("Retry-After")
     if not value:
         return None
     value = value.strip()
