@@ -20,13 +20,20 @@ SERVER_FIXTURES = frozenset({"pg_admin_url", "localstack"})
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark what ``make check`` leaves out: tests that need PostgreSQL or LocalStack (also through
-    a ``postgresql`` parameter, which asks for its database at run time)."""
+    a ``postgresql`` parameter, which asks for its database at run time).
+
+    Files with a ``slow`` test go first (in their own order), so that pytest-xdist's workers start
+    on the long files and the short ones fill in around them, rather than one worker finishing
+    alone with a long file while the other idles.
+    """
     for item in items:
         params = getattr(getattr(item, "callspec", None), "params", {})
         if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or (
             "postgresql" in params.values()
         ):
             item.add_marker(pytest.mark.server)
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: same order otherwise
 
 
 # Lines the xdist workers handed back (tests/cron/conftest.py), printed by the controller.
