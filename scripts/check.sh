@@ -12,4 +12,5 @@ uv run --frozen ruff check .
 uv run --frozen ruff format --check .
 # mypy's incremental cache lives in .cache/ (ignored by git): a second run checks only what changed.
 uv run --frozen mypy --cache-dir .cache/mypy
-uv run --frozen pytest -q -m "not server and not slow and not waits" "$@"
+# Two xdist workers: what is left is CPU (parsing, hypothesis), which two cores share well.
+uv run --frozen pytest -q -n "${PYTEST_WORKERS:-2}" -m "not server and not slow and not waits" "$@"

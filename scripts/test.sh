@@ -46,10 +46,11 @@ uv run --frozen mypy --cache-dir .cache/mypy >"$mypy_log" 2>&1 &
 mypy_pid=$!
 # Two pytest-xdist workers, a test file to a worker (module fixtures such as the browser are made
 # once): the tests wait on wall clocks far more than they compute, so two overlap well even on two
-# cores. Every test has its own databases, queues and ports. PYTEST_WORKERS=0 runs them in one
-# process.
+# cores. Every test has its own databases, queues and ports. The files run in the order
+# tests/conftest.py gives (the long ones first; xdist would otherwise put the files with the most
+# tests first, and a long file last). PYTEST_WORKERS=0 runs them in one process.
 pytest_status=0
-uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile "$@" || pytest_status=$?
+uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@" || pytest_status=$?
 mypy_status=0
 wait "$mypy_pid" || mypy_status=$?
 cat "$mypy_log"
