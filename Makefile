@@ -22,10 +22,10 @@ demo: ## Run the embedded scheduler with a demo workflow firing every 5 seconds
 	@scripts/bootstrap.sh
 	@PATH="$$HOME/.local/bin:$$PATH" uv run --frozen keeperhub-scheduler dev --demo
 
-check: ## The fast loop, before each commit (under 90 s): lint, format, types, tests needing no server
+check: ## Before each commit: lint, format, types and the tests that need no server and do not wait
 	@scripts/check.sh
 
-test: ## Everything CI runs, before a push (under 10 min; starts LocalStack, needs PostgreSQL)
+test: ## Before a push: everything CI runs (starts LocalStack, needs PostgreSQL on 127.0.0.1:5432)
 	@scripts/test.sh
 
 test-e2e: ## Run the end-to-end tests (tests/e2e) through the test script
