@@ -2,7 +2,7 @@
 .DEFAULT_GOAL := help
 SHELL := /usr/bin/env bash
 
-.PHONY: help demo test test-e2e test-image build-scheduler-image setup-local-kubernetes \
+.PHONY: help demo check test test-e2e test-image build-scheduler-image setup-local-kubernetes \
   deploy-to-local-kubernetes deploy-scheduler scheduler-status scheduler-logs teardown-scheduler
 
 # Local Kubernetes (minikube). The manifests use namespace `local`, as the spec's commands do.
@@ -22,7 +22,10 @@ demo: ## Run the embedded scheduler with a demo workflow firing every 5 seconds
 	@scripts/bootstrap.sh
 	@PATH="$$HOME/.local/bin:$$PATH" uv run --frozen keeperhub-scheduler dev --demo
 
-test: ## Run the whole test suite (starts LocalStack, needs PostgreSQL on 127.0.0.1:5432)
+check: ## Before each commit: lint, format, types and the tests that need no server and do not wait
+	@scripts/check.sh
+
+test: ## Before a push: everything CI runs (starts LocalStack, needs PostgreSQL on 127.0.0.1:5432)
 	@scripts/test.sh
 
 test-e2e: ## Run the end-to-end tests (tests/e2e) through the test script

@@ -39,8 +39,25 @@ export AWS_ENDPOINT_URL="${AWS_ENDPOINT_URL:-http://127.0.0.1:4566}"
 
 uv run --frozen ruff check .
 uv run --frozen ruff format --check .
-uv run --frozen mypy
-uv run --frozen pytest "$@"
+# mypy (CPU) runs beside pytest (mostly waiting on clocks, processes and servers); its verdict is
+# printed and counted after pytest's. Its incremental cache lives in .cache/ (ignored by git).
+mypy_log="$(mktemp)"
+uv run --frozen mypy --cache-dir .cache/mypy >"$mypy_log" 2>&1 &
+mypy_pid=$!
+# Two pytest-xdist workers, a test file to a worker (module fixtures such as the browser are made
+# once): the tests wait on wall clocks far more than they compute, so two overlap well even on two
+# cores. Every test has its own databases, queues and ports. The files run in the order
+# tests/conftest.py gives (the long ones first; xdist would otherwise put the files with the most
+# tests first, and a long file last). PYTEST_WORKERS=0 runs them in one process.
+pytest_status=0
+uv run --frozen pytest -n "${PYTEST_WORKERS:-2}" --dist loadfile --no-loadscope-reorder "$@" || pytest_status=$?
+mypy_status=0
+wait "$mypy_pid" || mypy_status=$?
+cat "$mypy_log"
+rm -f "$mypy_log"
+if [ "$pytest_status" -ne 0 ] || [ "$mypy_status" -ne 0 ]; then
+  exit 1
+fi
 
 # --- the image: built and run with podman (scripts/test-image.sh); only with the whole suite -------
 if [ $# -eq 0 ]; then

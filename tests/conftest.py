@@ -14,6 +14,47 @@ from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support import postgres, sqs
 
+# The fixtures that reach a server: a test whose fixtures include one is marked ``server``.
+SERVER_FIXTURES = frozenset({"pg_admin_url", "localstack"})
+# Files of half a minute or more whose tests carry no ``slow`` mark of their own (the chaos run's
+# file belongs to another owner): marked here, so that they too start first.
+SLOW_UNMARKED = frozenset({"test_chaos.py", "test_pipeline.py", "test_schemathesis.py"})
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark what ``make check`` leaves out: tests that need PostgreSQL or LocalStack (also through
+    a ``postgresql`` parameter, which asks for its database at run time).
+
+    Files with a ``slow`` test go first (in their own order), so that pytest-xdist's workers start
+    on the long files and the short ones fill in around them, rather than one worker finishing
+    alone with a long file while the other idles.
+    """
+    for item in items:
+        params = getattr(getattr(item, "callspec", None), "params", {})
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())) or (
+            "postgresql" in params.values()
+        ):
+            item.add_marker(pytest.mark.server)
+        if item.path.name in SLOW_UNMARKED:
+            item.add_marker(pytest.mark.slow)
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)  # stable: same order otherwise
+
+
+# Lines the xdist workers handed back (tests/cron/conftest.py), printed by the controller.
+WORKER_SUMMARIES: list[str] = []
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: object, error: object) -> None:
+    """An xdist worker finished: keep the summary lines it computed."""
+    WORKER_SUMMARIES.extend(getattr(node, "workeroutput", {}).get("cron_summaries", []))
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    for line in WORKER_SUMMARIES:
+        terminalreporter.write_line(line)
+
 
 @pytest.fixture(scope="session")
 def pg_admin_url() -> str:

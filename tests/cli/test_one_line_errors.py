@@ -11,6 +11,8 @@ import pytest
 from tests.support import processes
 from tests.support.standin import free_port
 
+pytestmark = pytest.mark.waits  # on the CLI processes it starts
+
 CLOSED = f"postgresql://scheduler:s3cret-pw@127.0.0.1:{free_port()}/keeperhub"
 AT_SIGN = "postgresql://u:PW@tail99@127.0.0.1/db"
 ALL_TOKENS = {"SCHEDULER_API_TOKENS": "a-good-token-0123456789"}

@@ -30,6 +30,8 @@ from .parity import (
     verdict,
 )
 
+pytestmark = pytest.mark.waits  # on Node.js answering thousands of queries
+
 
 @pytest.fixture(scope="session")
 def cron_parser_version() -> str:

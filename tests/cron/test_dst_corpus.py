@@ -34,6 +34,7 @@ def distinct_histories() -> dict[tuple[object, ...], list[str]]:
 
 
 # About 70 s on two idle cores; the margin is for machines shared with other work.
+@pytest.mark.slow  # a minute of CPU: `make test` runs it, `make check` does not
 @pytest.mark.timeout(900)
 def test_engine_matches_reference_at_every_clock_change(capsys: pytest.CaptureFixture[str]) -> None:
     started = time.perf_counter()

@@ -90,6 +90,7 @@ def test_shellcheck_passes_on_every_shell_script():
     assert result.returncode == 0, f"shellcheck:\n{result.stdout}{result.stderr}"
 
 
+@pytest.mark.waits  # on an external tool, seconds each
 def test_checkov_security_scan_passes(tmp_path):
     scan = tmp_path / "scan"
     scan.mkdir()
@@ -265,6 +266,7 @@ def test_healthcheck_script_passes_only_when_healthz_answers_200():
         server.server_close()
 
 
+@pytest.mark.waits  # on an external tool, seconds each
 def test_the_image_install_works_from_the_build_context_alone(tmp_path):
     """What the build stage does, without Docker: copy only what .dockerignore lets through, then
     `uv sync --frozen --no-dev --no-editable` into a fresh venv. The CLI must run from that venv,

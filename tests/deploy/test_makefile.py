@@ -19,7 +19,7 @@ SPEC_TARGETS = {
     "teardown-scheduler",
     "test-e2e",
 }
-OUR_TARGETS = {"help", "demo", "test", "test-image", "build-scheduler-image"}
+OUR_TARGETS = {"help", "demo", "check", "test", "test-image", "build-scheduler-image"}
 
 
 def make(*args: str) -> str:

@@ -70,6 +70,7 @@ def test_every_kustomization_renders(directory):
     assert objects, f"{directory} renders nothing"
 
 
+@pytest.mark.waits  # on an external tool, seconds each
 @pytest.mark.parametrize("version", KUBERNETES_VERSIONS)
 def test_every_manifest_validates_against_the_kubernetes_schemas(version):
     """Custom resources (KEDA's) against their CRDs' schemas, the rest against Kubernetes'."""

@@ -36,6 +36,8 @@ from tests.dispatcher.helpers import (
 from tests.dispatcher.private_localstack import PrivateLocalStack
 from tests.support import processes
 
+pytestmark = pytest.mark.slow
+
 OUTAGE_SECONDS = 30.0
 EVERY_SECOND = "* * * * * *"
 

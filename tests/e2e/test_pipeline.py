@@ -28,6 +28,8 @@ from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support.processes import environment, spawn
 from tests.support.standin import StandInProcess, free_port
 
+pytestmark = pytest.mark.waits  # processes on the clock, some seconds each
+
 TOKEN = "e2e-api-token-0123456789"
 EVERY_TWO_SECONDS = "*/2 * * * * *"
 

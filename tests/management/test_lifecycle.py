@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler import management
@@ -41,6 +42,7 @@ async def database_time(engine: AsyncEngine) -> datetime:
         return await database_now(connection)
 
 
+@pytest.mark.waits  # for the pause to run out
 async def test_a_pause_with_until_ends_by_itself(
     any_engine: AsyncEngine, any_database_url: str
 ) -> None:

@@ -9,8 +9,12 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import pytest
+
 from tests.ui.browser import Demo, Watched, browser, demo, logged_in_state, page
 from tests.ui.world import XSS_NAME
+
+pytestmark = pytest.mark.waits  # a browser and a demo process
 
 __all__ = ["browser", "demo", "logged_in_state", "page"]
 
