@@ -64,3 +64,26 @@ def test_help_has_no_bool_labels(tmp_path: Path, command: list[str]) -> None:
     assert result.returncode == 0, result.stderr
     assert "--help" in result.stdout
     assert "<bool>" not in result.stdout
+
+
+def test_help_loads_no_queue_client_web_framework_or_database_driver(tmp_path: Path) -> None:
+    """`--help` must answer at once: the heavy modules load only in the commands that use them."""
+    probe = (
+        "import sys\n"
+        "from keeperhub_scheduler.cli import app\n"
+        "try:\n"
+        "    app(['--help'])\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('botocore', 'aiobotocore', 'fastapi', 'uvicorn', 'asyncpg', 'jinja2')\n"
+        "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.stderr.strip().splitlines()[-1] == "[]", result.stderr[-2000:]
