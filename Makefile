@@ -14,10 +14,6 @@ LOCAL_NAMESPACE := local
 SCHEDULER_MANIFEST := deploy/local/schedule-trigger.yaml
 ROLLOUT_TIMEOUT ?= 300s
 
-help: ## List the targets
-	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | sort | \
-	  awk 'BEGIN {FS = ":.*## "}; {printf "  \033[36m%-28s\033[0m %s\n", $$1, $$2}'
-
 demo: ## Run the embedded scheduler with a demo workflow firing every 5 seconds
 	@scripts/bootstrap.sh
 	@PATH="$$HOME/.local/bin:$$PATH" uv run --frozen keeperhub-scheduler dev --demo
@@ -27,6 +23,12 @@ check: ## Before each commit: lint, format, types and the tests that need no ser
 
 test: ## Before a push: everything CI runs (starts LocalStack, needs PostgreSQL on 127.0.0.1:5432)
 	@scripts/test.sh
+
+help: ## List the targets
+	@# The Makefile's order (user targets first); colour only on a terminal, never into a pipe.
+	@if [ -t 1 ]; then c='\033[36m'; r='\033[0m'; else c=''; r=''; fi; \
+	  grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | \
+	  awk -v c="$$c" -v r="$$r" 'BEGIN {FS = ":.*## "}; {printf "  %s%-28s%s %s\n", c, $$1, r, $$2}'
 
 test-e2e: ## Run the end-to-end tests (tests/e2e) through the test script
 	@scripts/test.sh tests/e2e

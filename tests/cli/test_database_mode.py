@@ -219,9 +219,11 @@ async def test_the_database_unreachable_or_not_migrated(tmp_path: object) -> Non
 
 async def test_the_api_command_refuses_to_start_without_a_token(database_url: str) -> None:
     result = await invoke(database_env(database_url), "api")
-    assert failed(result, 2) == (
+    line = failed(result, 2)
+    assert line.startswith(
         "SCHEDULER_API_TOKENS is not set: the API will not start without a token"
     )
+    assert "secrets.token_urlsafe(32)" in line  # how to make one
 
 
 async def test_the_same_commands_on_sqlite(tmp_path: object) -> None:

@@ -156,3 +156,13 @@ def test_every_path_the_makefile_runs_exists():
         assert target.exists(), f"the Makefile names {path}, which does not exist"
         if target.suffix == ".sh":
             assert target.stat().st_mode & 0o111, f"{path} is not executable"
+
+
+def test_help_into_a_pipe_has_no_colour_codes_and_keeps_the_makefile_order():
+    text = make("help")
+    assert "\x1b[" not in text
+    listed = [line.split()[0] for line in text.splitlines()]
+    makefile = (ROOT / "Makefile").read_text()
+    in_file = re.findall(r"^([a-zA-Z0-9][a-zA-Z0-9_-]*):.*## ", makefile, re.M)
+    assert listed == in_file
+    assert listed[:2] == ["demo", "test"], "the two user commands come first"

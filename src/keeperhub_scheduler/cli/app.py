@@ -16,6 +16,7 @@ from typing import Annotated, NoReturn
 import typer
 from sqlalchemy.exc import DBAPIError
 
+from keeperhub_scheduler.cli import flags  # noqa: F401  (no <bool> labels in --help)
 from keeperhub_scheduler.cli.common import database_problem
 from keeperhub_scheduler.cli.manage import register as register_management
 from keeperhub_scheduler.cli.startup import scrubbed, settings_and_logging

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler import management
+from keeperhub_scheduler.cli.database import management_database
 from keeperhub_scheduler.config import Settings, load_settings
 from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.management.models import (
@@ -79,7 +80,7 @@ class DatabaseBackend:
     def engine(self) -> AsyncEngine:
         # Opened on first use: `schedules preview` needs no database, so it needs no DATABASE_URL.
         if self._engine is None:
-            self._engine = create_engine(self.settings.database, pool_size=2)
+            self._engine = create_engine(management_database(self.settings), pool_size=2)
         return self._engine
 
     async def close(self) -> None:

@@ -27,6 +27,7 @@ from keeperhub_scheduler.cli.backend import (
     CliError,
     open_backend,
 )
+from keeperhub_scheduler.cli.database import management_database
 from keeperhub_scheduler.cli.startup import scrubbed
 from keeperhub_scheduler.config import ConfigError, Settings
 from keeperhub_scheduler.db.engine import create_engine
@@ -69,7 +70,7 @@ def run_on_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[
     """Run ``work`` on an engine of ``DATABASE_URL`` (commands that only exist there)."""
 
     async def main() -> T:
-        engine = create_engine(settings.database_url.get_secret_value(), pool_size=2)
+        engine = create_engine(management_database(settings), pool_size=2)
         try:
             return await work(engine)
         finally:

@@ -37,7 +37,7 @@ from keeperhub_scheduler.cli.common import (
 )
 from keeperhub_scheduler.cli.schedules import schedules_app
 from keeperhub_scheduler.cli.workflows import workflows_app
-from keeperhub_scheduler.config import ConfigError, Settings, load_settings
+from keeperhub_scheduler.config import MAKE_A_TOKEN, ConfigError, Settings, load_settings
 
 
 def register(app: typer.Typer) -> None:
@@ -80,7 +80,11 @@ def api_command(
     if root_path and not re.fullmatch(r"(/[A-Za-z0-9._~-]+)+", root_path):
         fail(BAD_INPUT, f"--root-path {root_path!r}: give a path such as /scheduler")
     if not settings.api_tokens:
-        fail(BAD_INPUT, "SCHEDULER_API_TOKENS is not set: the API will not start without a token")
+        fail(
+            BAD_INPUT,
+            "SCHEDULER_API_TOKENS is not set: the API will not start without a token;"
+            f" make one with: {MAKE_A_TOKEN}, then set SCHEDULER_API_TOKENS=<that value>",
+        )
     settings_and_logging()
     bind_port = settings.scheduler_api_port if port is None else port
     asyncio.run(run_api(settings, host or settings.scheduler_api_host, bind_port, root_path))
