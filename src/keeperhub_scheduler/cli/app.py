@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Annotated, NoReturn
 
 import typer
-from sqlalchemy.exc import DBAPIError
 
 from keeperhub_scheduler.cli import flags  # noqa: F401  (no <bool> labels in --help)
 from keeperhub_scheduler.cli.common import database_problem
@@ -137,10 +136,11 @@ def main() -> None:
         _exit(2, str(error))
     except SchedulerError as error:
         _exit(1, str(error))
-    except DBAPIError as error:
-        _exit(1, database_problem(error))
     except Exception as error:
-        _exit(1, describe(error))
+        # SQLAlchemy is imported only once something failed: --help does not load it.
+        from sqlalchemy.exc import DBAPIError
+
+        _exit(1, database_problem(error) if isinstance(error, DBAPIError) else describe(error))
 
 
 def _exit(code: int, message: str) -> NoReturn:

@@ -9,29 +9,31 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote
 
-import httpx
-from pydantic import BaseModel
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from keeperhub_scheduler import management
 from keeperhub_scheduler.cli.database import management_database
 from keeperhub_scheduler.config import Settings, load_settings
-from keeperhub_scheduler.db.engine import create_engine
-from keeperhub_scheduler.management.models import (
-    BackfillRequest,
-    PauseRequest,
-    PreviewRequest,
-    RunQuery,
-    ScheduleCreate,
-    ScheduleQuery,
-    ScheduleUpdate,
-    TriggerRequest,
-    WorkflowCreate,
-    WorkflowUpdate,
-)
+
+# Only for annotations: httpx, SQLAlchemy and the request models load when a command runs, so that
+# `--help` stays fast (bench/startup.py; tests/cli/test_first_steps.py checks what --help loads).
+if TYPE_CHECKING:
+    import httpx
+    from pydantic import BaseModel
+    from sqlalchemy.ext.asyncio import AsyncEngine
+
+    from keeperhub_scheduler.management.models import (
+        BackfillRequest,
+        PauseRequest,
+        PreviewRequest,
+        RunQuery,
+        ScheduleCreate,
+        ScheduleQuery,
+        ScheduleUpdate,
+        TriggerRequest,
+        WorkflowCreate,
+        WorkflowUpdate,
+    )
 
 Json = dict[str, Any]
 
@@ -73,6 +75,9 @@ class DatabaseBackend:
     """The management functions, straight on the database (``DATABASE_URL``)."""
 
     def __init__(self, settings: Settings) -> None:
+        from keeperhub_scheduler import management  # with SQLAlchemy: when a command runs
+
+        self.management = management
         self.settings = settings
         self._engine: AsyncEngine | None = None
 
@@ -80,6 +85,8 @@ class DatabaseBackend:
     def engine(self) -> AsyncEngine:
         # Opened on first use: `schedules preview` needs no database, so it needs no DATABASE_URL.
         if self._engine is None:
+            from keeperhub_scheduler.db.engine import create_engine
+
             self._engine = create_engine(management_database(self.settings), pool_size=2)
         return self._engine
 
@@ -88,53 +95,53 @@ class DatabaseBackend:
             await self._engine.dispose()
 
     async def list_schedules(self, query: ScheduleQuery) -> Json:
-        return _json(await management.list_schedules(self.engine, query))
+        return _json(await self.management.list_schedules(self.engine, query))
 
     async def get_schedule(self, schedule_id: str) -> Json:
-        return _json(await management.get_schedule(self.engine, schedule_id))
+        return _json(await self.management.get_schedule(self.engine, schedule_id))
 
     async def create_schedule(self, spec: ScheduleCreate) -> Json:
-        return _json(await management.create_schedule(self.engine, spec))
+        return _json(await self.management.create_schedule(self.engine, spec))
 
     async def update_schedule(self, schedule_id: str, patch: ScheduleUpdate) -> Json:
-        return _json(await management.update_schedule(self.engine, schedule_id, patch))
+        return _json(await self.management.update_schedule(self.engine, schedule_id, patch))
 
     async def delete_schedule(self, schedule_id: str) -> None:
-        await management.delete_schedule(self.engine, schedule_id)
+        await self.management.delete_schedule(self.engine, schedule_id)
 
     async def pause(self, schedule_id: str, request: PauseRequest) -> Json:
-        return _json(await management.pause_schedule(self.engine, schedule_id, request))
+        return _json(await self.management.pause_schedule(self.engine, schedule_id, request))
 
     async def resume(self, schedule_id: str) -> Json:
-        return _json(await management.resume_schedule(self.engine, schedule_id))
+        return _json(await self.management.resume_schedule(self.engine, schedule_id))
 
     async def trigger(self, schedule_id: str, request: TriggerRequest) -> Json:
-        return _json(await management.trigger_schedule(self.engine, schedule_id, request))
+        return _json(await self.management.trigger_schedule(self.engine, schedule_id, request))
 
     async def backfill(self, schedule_id: str, request: BackfillRequest) -> Json:
-        return _json(await management.backfill_schedule(self.engine, schedule_id, request))
+        return _json(await self.management.backfill_schedule(self.engine, schedule_id, request))
 
     async def preview(self, request: PreviewRequest) -> Json:
-        return _json(management.preview(request))
+        return _json(self.management.preview(request))
 
     async def list_runs(self, query: RunQuery, schedule_id: str | None) -> Json:
-        return _json(await management.list_runs(self.engine, query, schedule_id))
+        return _json(await self.management.list_runs(self.engine, query, schedule_id))
 
     async def get_run(self, run_id: str) -> Json:
-        return _json(await management.get_run(self.engine, run_id))
+        return _json(await self.management.get_run(self.engine, run_id))
 
     async def status(self) -> Json:
-        probe = management.queue_depth_probe(self.settings, self.engine)
-        return _json(await management.scheduler_status(self.engine, probe))
+        probe = self.management.queue_depth_probe(self.settings, self.engine)
+        return _json(await self.management.scheduler_status(self.engine, probe))
 
     async def create_workflow(self, spec: WorkflowCreate) -> Json:
-        return _json(await management.create_workflow(self.engine, spec))
+        return _json(await self.management.create_workflow(self.engine, spec))
 
     async def update_workflow(self, workflow_id: str, patch: WorkflowUpdate) -> Json:
-        return _json(await management.update_workflow(self.engine, workflow_id, patch))
+        return _json(await self.management.update_workflow(self.engine, workflow_id, patch))
 
     async def delete_workflow(self, workflow_id: str) -> None:
-        await management.delete_workflow(self.engine, workflow_id)
+        await self.management.delete_workflow(self.engine, workflow_id)
 
 
 class ApiBackend:
@@ -146,6 +153,8 @@ class ApiBackend:
     async def _call(self, method: str, path: str, body: BaseModel | None = None, **kw: Any) -> Any:
         if body is not None:
             kw["json"] = body.model_dump(mode="json", exclude_unset=True)
+        import httpx  # loaded by a command that talks to the API, not by --help
+
         try:
             answer = await self.client.request(method, path, **kw)
         except httpx.HTTPError as error:
@@ -242,6 +251,8 @@ async def open_backend(api_url: str | None, token: str | None) -> AsyncIterator[
     if api_url:
         if not token:
             raise CliError(BAD_INPUT, "--api-url needs a token: --token or SCHEDULER_API_TOKEN")
+        import httpx  # loaded by a command that talks to the API, not by --help
+
         headers = {"Authorization": f"Bearer {token}"}
         async with httpx.AsyncClient(
             base_url=api_url.rstrip("/"), headers=headers, timeout=30.0

@@ -10,12 +10,10 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.cli import render
 from keeperhub_scheduler.cli.backend import (
@@ -30,9 +28,12 @@ from keeperhub_scheduler.cli.backend import (
 from keeperhub_scheduler.cli.database import management_database
 from keeperhub_scheduler.cli.startup import scrubbed
 from keeperhub_scheduler.config import ConfigError, Settings
-from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.errors import ConflictError, InvalidScheduleError, NotFoundError
 from keeperhub_scheduler.management.models import error_message, field_name
+
+if TYPE_CHECKING:  # SQLAlchemy loads when a command runs, not for --help
+    from sqlalchemy.exc import DBAPIError
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 T = TypeVar("T")
 
@@ -69,6 +70,8 @@ def run(target: Target, work: Callable[[Backend], Awaitable[T]]) -> T:
 def run_on_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[T]]) -> T:
     """Run ``work`` on an engine of ``DATABASE_URL`` (commands that only exist there)."""
 
+    from keeperhub_scheduler.db.engine import create_engine
+
     async def main() -> T:
         engine = create_engine(management_database(settings), pool_size=2)
         try:
@@ -80,6 +83,8 @@ def run_on_database(settings: Settings, work: Callable[[AsyncEngine], Awaitable[
 
 
 def guarded(main: Callable[[], Awaitable[T]]) -> T:
+    from sqlalchemy.exc import DBAPIError
+
     async def wrapped() -> T:
         return await main()
 
@@ -97,7 +102,7 @@ def guarded(main: Callable[[], Awaitable[T]]) -> T:
         fail(NOT_FOUND, str(error))
     except ConflictError as error:
         fail(CONFLICT, str(error))
-    except (OperationalError, ProgrammingError, DBAPIError) as error:
+    except DBAPIError as error:  # OperationalError and ProgrammingError are DBAPIErrors
         fail(FAILED, database_problem(error))
 
 

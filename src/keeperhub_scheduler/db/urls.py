@@ -9,10 +9,13 @@ is refused at start, before anything connects or logs.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
-from sqlalchemy.engine import make_url
-from sqlalchemy.engine.url import URL
+# SQLAlchemy's URL parser loads on first use: the settings import this module, and `--help` and
+# the start of every process should not pay for SQLAlchemy before a URL is read.
+if TYPE_CHECKING:
+    from sqlalchemy.engine.url import URL
 
 URL_SHAPE = "postgresql://user:password@host:5432/database"
 # Host names, IPv4 and IPv6 addresses, and libpq's comma-separated lists of them.
@@ -20,6 +23,8 @@ _HOST = re.compile(r"[A-Za-z0-9.,:%_-]*")
 
 
 def _parse(url: str) -> URL | None:
+    from sqlalchemy.engine import make_url
+
     try:
         return make_url(url)
     except Exception:  # ArgumentError for a shapeless string, ValueError for a port
@@ -73,5 +78,7 @@ def redacted(url: str) -> str:
 def libpq_url(url: str) -> str:
     """The URL for libpq itself (psycopg's own connections): the plain scheme, and the user
     name and password percent-encoded as libpq's URI parser needs them."""
+    from sqlalchemy.engine import make_url
+
     parsed = make_url(url.replace("postgres://", "postgresql://", 1))
     return parsed.set(drivername="postgresql").render_as_string(hide_password=False)
