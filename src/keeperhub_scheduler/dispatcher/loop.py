@@ -104,6 +104,7 @@ class Dispatcher:
             concurrency=self.settings.scheduler_relay_concurrency,
             buffer=max(2 * self.settings.scheduler_claim_batch_size, 2000),
             probe=self._relay_backoff.failures > 0,
+            lease=self.lease,
         )
         claim_done = asyncio.Event()
         async with stream:
