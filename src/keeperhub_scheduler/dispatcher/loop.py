@@ -229,6 +229,9 @@ class Dispatcher:
                     sleep = await self._sleep_seconds(result)
                 except Exception as error:
                     failures.failed(error, retry_in_seconds=1.0)
+                    # The loop turned: liveness holds (a restart would not bring the database
+                    # back); /readyz is what says the database does not answer.
+                    self.heartbeat.beat()
                     await _wait(stop, 1.0)
                     continue
                 failures.succeeded()
