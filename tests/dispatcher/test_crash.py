@@ -59,7 +59,7 @@ async def test_runs_committed_but_not_sent_are_sent_once_each_after_a_restart(
     orphans = runs_of(database_url)
     assert {run["status"] for run in orphans} == {"pending"}
 
-    time.sleep(2)  # past any lease the killed process held (the default relay lease, 1.5 s)
+    time.sleep(3.5)  # past any lease the killed process held (the default relay lease, 3 s)
     second = processes.spawn(["dispatcher"], env, tmp_path / "second.log")
     try:
         wait_until(
