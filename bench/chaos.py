@@ -38,6 +38,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.harness import Database, LocalStack, clean_up_on_sigterm
+from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.timing import Timing
 from keeperhub_scheduler.transport.messages import parse_instant
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, setup_queues
@@ -45,14 +46,14 @@ from tests.support.processes import environment, spawn
 from tests.support.standin import StandInProcess, free_port
 
 ZONES = ["UTC", "Europe/Berlin", "America/New_York", "Asia/Kolkata", "Australia/Lord_Howe"]
-VISIBILITY = 10
 READ_TIMEOUT = 3
-# How soon the runs a killed process held are taken over: an executor's received messages
-# (SCHEDULER_HANDOFF_SECONDS, default 2) and a dispatcher's claimed, unsent runs
-# (SCHEDULER_RELAY_LEASE_SECONDS, default 30). Shorter means faster takeover, at the price of
-# more duplicate messages (which the executor's claim drops) when a live process is slow.
-HANDOFF = 1
-RELAY_LEASE = 2
+# Run as an operator would: the queue's visibility timeout, the hand-off (how soon an executor's
+# received or mid-call runs are taken over) and the relay lease (a dispatcher's claimed, unsent
+# runs) are the settings' defaults, not tuned for the run.
+_FIELDS = Settings.model_fields
+VISIBILITY = int(_FIELDS["scheduler_visibility_timeout_seconds"].default)
+HANDOFF = int(_FIELDS["scheduler_handoff_seconds"].default)
+RELAY_LEASE = float(_FIELDS["scheduler_relay_lease_seconds"].default)
 
 
 @dataclass
@@ -265,13 +266,10 @@ def run(duration: int, count: int, kill_every: float, outage_seconds: int, workd
             database.url,
             endpoint,
             keeperhub_url=standin.url,
-            SCHEDULER_VISIBILITY_TIMEOUT_SECONDS=str(VISIBILITY),
             SCHEDULER_HTTP_READ_TIMEOUT_SECONDS=str(READ_TIMEOUT),
             SCHEDULER_RETRY_BASE_SECONDS="1",
             SCHEDULER_RETRY_MAX_SECONDS="5",
             SCHEDULER_MAX_ATTEMPTS="10",
-            SCHEDULER_RELAY_LEASE_SECONDS=str(RELAY_LEASE),
-            SCHEDULER_HANDOFF_SECONDS=str(HANDOFF),
             SCHEDULER_RECEIVE_WAIT_SECONDS="2",
             SCHEDULER_DRAIN_SECONDS="10",
         )

@@ -90,7 +90,11 @@ class Settings(BaseSettings):
     scheduler_max_sleep_seconds: PositiveFloat = 1.0
     scheduler_relay_batch_size: Annotated[int, Field(gt=0, le=10_000)] = 500
     scheduler_relay_concurrency: Annotated[int, Field(gt=0, le=256)] = 16
-    scheduler_relay_lease_seconds: PositiveFloat = 30.0
+    scheduler_relay_lease_seconds: PositiveFloat = Field(
+        3.0,
+        description="How long a dispatcher holds the runs it is sending (renewed every third of "
+        "it while it lives); a killed dispatcher's runs are sent by another this soon",
+    )
     scheduler_stale_enqueued_seconds: PositiveFloat = 3600.0
 
     # --- ours: executor ---------------------------------------------------------------------

@@ -35,3 +35,7 @@ class NotFoundError(SchedulerError, LookupError):
 
 class ConflictError(SchedulerError):
     """A request that contradicts the current state (e.g. resuming a schedule not paused)."""
+
+
+class PortUnavailableError(SchedulerError, OSError):
+    """A port the process must listen on is taken (or not ours to bind)."""

@@ -11,6 +11,7 @@ import contextlib
 import gc
 import logging
 import signal
+import socket
 from collections.abc import AsyncIterator, Iterator
 
 import uvicorn
@@ -20,6 +21,7 @@ from starlette.applications import Starlette
 from keeperhub_scheduler.config import Settings
 from keeperhub_scheduler.db.engine import create_engine, database_now
 from keeperhub_scheduler.dispatcher import Dispatcher
+from keeperhub_scheduler.errors import PortUnavailableError
 from keeperhub_scheduler.executor.handle import DeliveryHandler, ExecutionPolicy
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.keeperhub.client import KeeperHubClient
@@ -56,21 +58,49 @@ class EmbeddedServer(uvicorn.Server):
 
 
 async def serve(
-    app: Starlette, host: str, port: int, stop: asyncio.Event, *, root_path: str = ""
+    app: Starlette,
+    host: str,
+    port: int,
+    stop: asyncio.Event,
+    *,
+    root_path: str = "",
+    setting: str = "SCHEDULER_HEALTH_PORT",
 ) -> None:
     """Serve ``app`` until ``stop`` is set (port 0: do not serve at all); ``root_path`` is the
-    prefix a proxy in front strips (Kubernetes ingress), so links the app makes carry it."""
+    prefix a proxy in front strips (Kubernetes ingress), so links the app makes carry it.
+    ``setting`` names what chooses the port, for the one line a port already in use gives."""
     if port == 0:
         await stop.wait()
         return
+    listening = bind(host, port, setting)
     config = uvicorn.Config(
         app, host=host, port=port, log_config=None, access_log=False, root_path=root_path
     )
     server = EmbeddedServer(config)
-    task = asyncio.create_task(server.serve())
+    task = asyncio.create_task(server.serve(sockets=[listening]))
     await stop.wait()
     server.should_exit = True
     await task
+
+
+def bind(host: str, port: int, setting: str) -> socket.socket:
+    """The listening socket, bound here rather than by uvicorn: a port already in use is then
+    one line naming the port and the setting to change (uvicorn logs and exits from inside a
+    task, which ends the process with a traceback)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    listening = socket.socket(family, socket.SOCK_STREAM)
+    listening.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        listening.bind((host, port))
+    except OSError as error:
+        listening.close()
+        raise PortUnavailableError(
+            f"cannot listen on {host}:{port} ({error.strerror or error}): "
+            f"another process uses it; set {setting} to a free port"
+        ) from None
+    listening.listen(2048)
+    listening.set_inheritable(True)
+    return listening
 
 
 @contextlib.asynccontextmanager
@@ -193,5 +223,8 @@ async def run_api(settings: Settings, host: str, port: int, root_path: str = "")
     from keeperhub_scheduler.api import create_app
 
     stop = stop_on_signals()
-    await serve(create_app(settings), host, port, stop, root_path=root_path)
+    await serve(
+        create_app(settings), host, port, stop, root_path=root_path,
+        setting="SCHEDULER_API_PORT (or --port)",
+    )  # fmt: skip
     return 0

@@ -4,6 +4,7 @@ piece of a secret."""
 
 from __future__ import annotations
 
+import socket
 import subprocess
 
 import pytest
@@ -79,3 +80,32 @@ def test_a_redrive_before_the_last_attempt_is_one_line_and_exit_2() -> None:
     env = processes.environment(CLOSED) | {"SCHEDULER_MAX_RECEIVE_COUNT": "2"}
     line = one_line(processes.run(["dispatcher", "--once"], env), 2)
     assert line.startswith("error: SCHEDULER_MAX_RECEIVE_COUNT (2) must be at least"), line
+
+
+@pytest.mark.parametrize(
+    ("command", "setting"),
+    [
+        (["dispatcher"], "SCHEDULER_HEALTH_PORT"),
+        (["executor"], "SCHEDULER_HEALTH_PORT"),
+        (["api"], "SCHEDULER_API_PORT"),
+    ],
+)
+def test_a_port_in_use_is_one_line_naming_it_and_its_setting(
+    database_url: str, command: list[str], setting: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = (
+            processes.environment(database_url)
+            | ALL_TOKENS
+            | {
+                setting: str(port),
+                "SCHEDULER_API_HOST": "127.0.0.1",
+            }
+        )
+        result = processes.run(command, env)
+    line = one_line(result, 1)
+    assert f":{port}" in line, line
+    assert setting in line, line

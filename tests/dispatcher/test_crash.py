@@ -44,8 +44,6 @@ async def test_runs_committed_but_not_sent_are_sent_once_each_after_a_restart(
     cut_off = env | {
         "AWS_ENDPOINT_URL": UNREACHABLE,
         "SQS_QUEUE_URL": queue.queue_url.replace(queue.endpoint_url or "", UNREACHABLE),
-        # Short leases, so that runs the killed process still held are free again soon.
-        "SCHEDULER_RELAY_LEASE_SECONDS": "2",
     }
     first_log = tmp_path / "first.log"
     first = processes.spawn(["dispatcher"], cut_off, first_log)
@@ -61,7 +59,7 @@ async def test_runs_committed_but_not_sent_are_sent_once_each_after_a_restart(
     orphans = runs_of(database_url)
     assert {run["status"] for run in orphans} == {"pending"}
 
-    time.sleep(2.5)  # past any lease the killed process held
+    time.sleep(3.5)  # past any lease the killed process held (the default relay lease, 3 s)
     second = processes.spawn(["dispatcher"], env, tmp_path / "second.log")
     try:
         wait_until(

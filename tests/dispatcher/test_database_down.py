@@ -1,8 +1,10 @@
 """The long-running dispatcher while its database is down: one line for the failure (not a
-traceback a second), /readyz unavailable, and back to work with a line that says so."""
+traceback a second), /readyz unavailable, /healthz still alive (the loop turns; restarting the
+process would not bring the database back), and back to work with a line that says so."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import signal
 import time
@@ -11,6 +13,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from keeperhub_scheduler.config import load_settings
+from keeperhub_scheduler.db.engine import create_engine
+from keeperhub_scheduler.dispatcher.loop import Dispatcher
+from keeperhub_scheduler.telemetry.health import Heartbeat
+from keeperhub_scheduler.transport.database import DatabaseTransport
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support import postgres, processes
 from tests.support.standin import free_port
@@ -66,3 +73,26 @@ async def test_a_database_outage_is_one_line_and_not_ready_until_it_ends(
     finally:
         postgres.allow_connections(database_url, True)
         assert processes.kill(dispatcher, signal.SIGTERM) == 0
+
+
+async def test_liveness_holds_through_a_database_outage_longer_than_its_silence(
+    database_url: str,
+) -> None:
+    """Liveness means "the loop turns", readiness "the database answers": a pass that fails
+    because the database is away is a turn, so Kubernetes does not restart a process that is
+    only waiting for its database. (The silence is 2 s here instead of 30 s, to keep it short.)"""
+    settings = load_settings(database_url=database_url, sqs_queue_url=None)
+    engine = create_engine(database_url)
+    dispatcher = Dispatcher(engine, DatabaseTransport(engine, None), settings)
+    dispatcher.heartbeat = Heartbeat(max_silence=2.0)
+    stop = asyncio.Event()
+    postgres.allow_connections(database_url, False)
+    loop = asyncio.create_task(dispatcher.run_forever(stop))
+    try:
+        await asyncio.sleep(5)  # an outage well past the silence liveness allows
+        assert dispatcher.heartbeat.alive
+    finally:
+        postgres.allow_connections(database_url, True)
+        stop.set()
+        await loop
+        await engine.dispose()

@@ -9,15 +9,21 @@ from keeperhub_scheduler.transport.database import DatabaseTransport
 from keeperhub_scheduler.transport.sqs import MAX_VISIBILITY_SECONDS, SqsTransport
 
 
-@pytest.mark.parametrize("visibility", [5, 6, 10, 30, 60, 300, 43_200])
-def test_a_lease_ends_before_the_message_returns_and_outlasts_two_heartbeats(
-    visibility: int,
+@pytest.mark.parametrize(("handoff", "visibility"), [(1, 5), (2, 30), (5, 6), (60, 30)])
+def test_a_heartbeat_extends_in_short_steps_and_a_lease_outlasts_two_beats(
+    handoff: int, visibility: int
 ) -> None:
-    policy = ExecutionPolicy(None, require_signature=False, visibility_timeout=visibility)
+    policy = ExecutionPolicy(
+        None, require_signature=False, visibility_timeout=visibility, handoff_seconds=handoff
+    )
     lease = policy.lease.total_seconds()
 
-    assert lease < visibility  # a dead executor's run can be taken over by the next delivery
-    assert lease + 1e-5 >= 2 * policy.heartbeat_seconds  # a live one's never lapses between beats
+    # A dead executor's message is back within the hand-off, not the full visibility timeout...
+    assert policy.step_seconds == min(handoff, visibility)
+    # ...and its run's lease has lapsed by then, so the redelivered copy takes it over;
+    assert lease < policy.step_seconds
+    # a live one's never lapses between beats, even when one beat fails.
+    assert lease + 1e-5 >= 2 * policy.heartbeat_seconds
 
 
 @pytest.mark.parametrize(("handoff", "visibility"), [(1, 5), (2, 30), (5, 6), (60, 30)])

@@ -7,6 +7,7 @@ executor's message comes back quickly.
 
 from __future__ import annotations
 
+import asyncio
 import signal
 import subprocess
 from collections import Counter
@@ -154,6 +155,33 @@ async def test_an_executor_killed_mid_call_is_replaced_and_the_run_called_again_
     assert (runs[run_id]["status"], runs[run_id]["attempts"]) == ("succeeded", 2)
     assert calls_per_execution(standin_process) == {run_id: 2}
     assert await sqs.queue_counts(crash_queue) == (0, 0)
+
+
+async def test_a_call_killed_mid_way_is_taken_over_within_seconds_with_the_default_visibility(
+    engine: AsyncEngine,
+    queue: QueueEndpoint,
+    transport: SqsTransport,
+    standin_process: StandInProcess,
+    executors_30s: Executors,
+) -> None:
+    """The call has been going for several heartbeats when its executor is SIGKILLed. The queue's
+    visibility timeout is 30 s, but a heartbeat extends it (and the lease) by the 2-second
+    hand-off only: the next executor takes the run over long before 30 s."""
+    schedule = await add_schedule(engine)
+    [run_id] = await add_runs(engine, schedule)
+    standin_process.post("/_control/script", {"responses": [{"status": 200, "delay": 120}]})
+    await relay(engine, transport)
+
+    first = executors_30s.start()
+    await wait_until(lambda: len(standin_process.calls()) == 1, 60, "the first call")
+    await asyncio.sleep(3)  # several beats into the call
+    assert kill(first, signal.SIGKILL) == -signal.SIGKILL
+
+    executors_30s.start()
+    runs = await wait_for_runs(engine, [run_id], timeout=20)  # well inside the 30 s
+
+    assert (runs[run_id]["status"], runs[run_id]["attempts"]) == ("succeeded", 2)
+    assert calls_per_execution(standin_process) == {run_id: 2}
 
 
 async def test_runs_a_killed_executor_received_but_never_called_are_taken_over_within_seconds(

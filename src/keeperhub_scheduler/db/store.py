@@ -188,6 +188,21 @@ class RunStore(ABC):
             rows = (await connection.execute(statement)).all()
         return [run_ref(row) for row in rows]
 
+    async def renew_relay_leases(self, run_ids: Sequence[str], lease: timedelta) -> None:
+        """Keep the relay leases of runs this dispatcher still holds (buffered or being sent)
+        live for ``lease`` more: the relay lease is short, so a killed dispatcher's runs are
+        sent by another one seconds later, and renewed while its holder lives."""
+        if not run_ids:
+            return
+        runs = schedule_runs.c
+        async with self.engine.begin() as connection:
+            now = await database_now(connection)
+            await connection.execute(
+                update(schedule_runs)
+                .where(runs.id.in_(list(run_ids)), runs.status == RunStatus.PENDING)
+                .values(relay_lease_until=now + lease)
+            )
+
     @abstractmethod
     async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
         """pending -> enqueued for runs handed to the transport; each one's lag in seconds.

@@ -112,7 +112,8 @@ async def _serve_api(
     from keeperhub_scheduler.api import create_app
 
     app_settings = settings.model_copy(update={"scheduler_api_tokens": SecretStr(token)})
-    await serve(create_app(app_settings, engine, codes), host, port, stop)
+    app = create_app(app_settings, engine, codes)
+    await serve(app, host, port, stop, setting="SCHEDULER_API_PORT")
 
 
 async def _serve_standin(
@@ -123,7 +124,7 @@ async def _serve_standin(
 ) -> None:
     key = settings.scheduler_service_api_key
     state = StandInState(service_key=key.get_secret_value() if key else None, on_call=on_call)
-    await serve(standin_app(state), "127.0.0.1", port, stop)
+    await serve(standin_app(state), "127.0.0.1", port, stop, setting="--standin-port")
 
 
 async def create_demo_schedule(engine: AsyncEngine) -> None:

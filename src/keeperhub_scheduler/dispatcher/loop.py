@@ -104,6 +104,7 @@ class Dispatcher:
             concurrency=self.settings.scheduler_relay_concurrency,
             buffer=max(2 * self.settings.scheduler_claim_batch_size, 2000),
             probe=self._relay_backoff.failures > 0,
+            lease=self.lease,
         )
         claim_done = asyncio.Event()
         async with stream:
@@ -228,6 +229,9 @@ class Dispatcher:
                     sleep = await self._sleep_seconds(result)
                 except Exception as error:
                     failures.failed(error, retry_in_seconds=1.0)
+                    # The loop turned: liveness holds (a restart would not bring the database
+                    # back); /readyz is what says the database does not answer.
+                    self.heartbeat.beat()
                     await _wait(stop, 1.0)
                     continue
                 failures.succeeded()

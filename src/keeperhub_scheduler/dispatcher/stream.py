@@ -14,7 +14,10 @@ After a failure the next stream ``probe``s: one batch alone, and the others only
 through, so that a queue that is still hung receives one batch, not a full volley, each try
 (a send that timed out may still be delivered when the queue wakes up: a duplicate to drop).
 A crash after the claim's commit and before the send leaves the runs pending: when their lease
-lapses, the next pass sends them.
+lapses, the next pass sends them. The lease is short and a renewer task renews it, every third of
+it, for every run the stream still holds (buffered, being sent, or sent and not yet marked), so a
+killed dispatcher's runs are sent by another within seconds, and a live one's are never sent twice
+however slow the queue.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from types import TracebackType
 
 from keeperhub_scheduler.db.store import RunStore
@@ -54,6 +58,7 @@ class RelayStream:
         concurrency: int = 16,
         buffer: int = 2000,
         probe: bool = False,
+        lease: timedelta | None = None,
     ) -> None:
         self.store = store
         self.transport = transport
@@ -70,6 +75,9 @@ class RelayStream:
         self._marker: asyncio.Task[None] | None = None
         self._closing = False
         self._probing: asyncio.Lock | None = asyncio.Lock() if probe else None
+        self.lease = lease  # None: leases are not renewed (a caller that holds runs briefly)
+        self._held: set[str] = set()  # leased runs not yet marked enqueued or given back
+        self._renewer: asyncio.Task[None] | None = None
 
     # --- producers ----------------------------------------------------------------------------
     async def wait_for_room(self, count: int) -> None:
@@ -91,6 +99,7 @@ class RelayStream:
             return
         room = max(0, self.buffer - self._runs.qsize())
         for run in runs[:room]:
+            self._held.add(run.run_id)
             self._runs.put_nowait(run)
         if len(runs) > room:
             await self.store.release([run.run_id for run in runs[room:]])
@@ -99,6 +108,8 @@ class RelayStream:
     async def __aenter__(self) -> RelayStream:
         self._tasks = [asyncio.create_task(self._sender()) for _ in range(self.concurrency)]
         self._marker = asyncio.create_task(self._mark_loop())
+        if self.lease is not None:
+            self._renewer = asyncio.create_task(self._renew_loop(self.lease))
         return self
 
     async def __aexit__(
@@ -117,6 +128,10 @@ class RelayStream:
             self._marked.set()
             if self._marker:
                 await self._marker
+            if self._renewer:
+                self._renewer.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await self._renewer
 
     # --- senders and marker -------------------------------------------------------------------
     async def _sender(self) -> None:
@@ -174,6 +189,7 @@ class RelayStream:
 
     async def _give_back(self, runs: Sequence[RunRef]) -> None:
         self.result.failed += len(runs)
+        self._held.difference_update(run.run_id for run in runs)
         try:
             await self.store.release([run.run_id for run in runs])
         except Exception:
@@ -192,6 +208,16 @@ class RelayStream:
                 await self._flush()
                 return
 
+    async def _renew_loop(self, lease: timedelta) -> None:
+        """Renew the leases of the runs still held, every third of the lease: a renewal that
+        fails (a database blip) is tried again before the lease lapses."""
+        while True:
+            await asyncio.sleep(lease.total_seconds() / 3)
+            try:
+                await self.store.renew_relay_leases(list(self._held), lease)
+            except Exception as error:
+                log.warning("could not renew relay leases", extra={"error": type(error).__name__})
+
     async def _flush(self) -> None:
         ids, self._to_mark = self._to_mark, []
         if not ids:
@@ -203,5 +229,7 @@ class RelayStream:
             # executor drops the duplicate delivery). Nothing is lost.
             log.exception("could not mark sent runs enqueued")
             return
+        finally:
+            self._held.difference_update(ids)
         self.result.sent += len(ids)
         self.result.lags += lags

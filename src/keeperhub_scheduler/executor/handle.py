@@ -65,30 +65,30 @@ class ExecutionPolicy:
     max_delay_seconds: int = LONGEST_DELAY_SECONDS  # the transport's (see build_executor)
 
     @property
+    def step_seconds(self) -> int:
+        """How far ahead a heartbeat keeps a message invisible: the hand-off, never the full
+        visibility timeout, so the runs of an executor that dies (received or mid-call) are
+        visible again within this many seconds; a live one's are extended beat after beat."""
+        return min(self.handoff_seconds, self.visibility_timeout)
+
+    @property
     def handoff_lease(self) -> timedelta:
-        """The lease a claim takes. A message is received invisible for only ``handoff_seconds``
-        and the claim's lease ends before that, so the runs an executor held when it died are
-        taken over seconds later, not a visibility timeout later; a call that is still going
-        extends both to their full length at its first heartbeat."""
-        return timedelta(seconds=0.75 * min(self.handoff_seconds, self.visibility_timeout))
-
-    @property
-    def first_beat_seconds(self) -> float:
-        """A third of the hand-off lease: a beat that fails is tried again before it lapses."""
-        return self.handoff_lease.total_seconds() / 3
-
-    @property
-    def heartbeat_seconds(self) -> float:
-        """How often a call in flight extends its message's visibility and its run's lease."""
-        return max(1.0, self.visibility_timeout / 3)
+        """The lease a claim takes and each heartbeat renews. It ends before the message's step
+        does, so the copy that reappears after a death finds the lease lapsed and takes over."""
+        return timedelta(seconds=0.75 * self.step_seconds)
 
     @property
     def lease(self) -> timedelta:
-        # Shorter than the visibility timeout, so when an executor dies its run's lease has
-        # lapsed by the time the message reappears and the next delivery can take it over; and
-        # at least two heartbeats long, so a live executor's lease never lapses between them.
-        margin = min(5.0, self.visibility_timeout / 3)
-        return timedelta(seconds=self.visibility_timeout - margin)
+        return self.handoff_lease
+
+    @property
+    def heartbeat_seconds(self) -> float:
+        """A third of the lease: a beat that fails is tried again, twice, before it lapses."""
+        return self.handoff_lease.total_seconds() / 3
+
+    @property
+    def first_beat_seconds(self) -> float:
+        return self.heartbeat_seconds
 
     def backoff(self, attempt: int, retry_after: float | None) -> int:
         """Exponential with equal jitter, at least ``Retry-After``, at most what the transport can
@@ -301,17 +301,15 @@ class DeliveryHandler:
         return recorded
 
     async def _keep_alive(self, delivery: Delivery, run: ClaimedRun) -> None:
-        """Keep the lease live and the message invisible: a slow call is never handed to a
-        second executor while this one still holds it. The first beat comes early, before the
-        hand-off lease lapses; a beat that fails is tried again just as soon."""
-        pause = self.policy.first_beat_seconds
+        """Keep the lease live and the message invisible in short steps: a slow call is never
+        handed to a second executor while this one still beats, and a dead one's run is taken
+        over a step later (not a visibility timeout later). A failed beat just waits for the
+        next: each step outlasts three beats."""
         while True:
-            await asyncio.sleep(pause)
-            extended = await self._extend(delivery, run)
-            if extended is None:
+            await asyncio.sleep(self.policy.heartbeat_seconds)
+            if await self._extend(delivery, run) is None:
                 log.warning("run was taken over during its call", extra={"run_id": run.run_id})
                 return
-            pause = self.policy.heartbeat_seconds if extended else self.policy.first_beat_seconds
 
     async def _extend(self, delivery: Delivery, run: ClaimedRun) -> bool | None:
         """Extend the lease, then the visibility, each whether or not the other could be: in a
@@ -324,7 +322,7 @@ class DeliveryHandler:
         except Exception as error:
             extended = _could_not_extend("lease", run, error)
         try:
-            await self.transport.extend(delivery, self.policy.visibility_timeout)
+            await self.transport.extend(delivery, self.policy.step_seconds)
         except Exception as error:
             extended = _could_not_extend("visibility", run, error)
         return extended

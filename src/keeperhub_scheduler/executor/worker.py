@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.executor.handle import DeliveryHandler
 from keeperhub_scheduler.telemetry.health import Heartbeat
+from keeperhub_scheduler.telemetry.logs import RepeatedFailure
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
 
 log = logging.getLogger("keeperhub_scheduler.executor")
@@ -75,6 +76,11 @@ class Executor:
         self.receive_visibility = receive_visibility
         self.heartbeat = Heartbeat(max_silence=max(60.0, wait_seconds * 3))
         self._tasks: set[asyncio.Task[None]] = set()
+        # The queue (or, on the database transport, the database) down: one line per distinct
+        # failure and a reminder with a count, shared by the receive loops, not a line per try.
+        self._receive_failures = RepeatedFailure(
+            log, "receive", level=logging.WARNING, traceback=False
+        )
 
     @property
     def busy(self) -> int:
@@ -119,15 +125,14 @@ class Executor:
                 await self.slots.release(reserved)
                 self.heartbeat.beat()  # the loop turns; the queue is down, not the loop
                 delay = backoff.next()
-                log.warning(
-                    "receive failed; retrying", extra={"error": str(error), "retry_in": delay}
-                )
+                self._receive_failures.failed(error, retry_in=delay)
                 await _sleep_unless(stop, delay)
                 continue
             if deliveries is None:  # stopped during the long poll
                 await self.slots.release(reserved)
                 return
             backoff.reset()
+            self._receive_failures.succeeded()
             if deliveries:
                 self.heartbeat.worked()
             else:

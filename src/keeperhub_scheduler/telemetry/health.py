@@ -1,7 +1,9 @@
 """The small HTTP port of the dispatcher and executor: ``/healthz``, ``/readyz``, ``/metrics``.
 
-``/healthz`` answers 200 while the main loop has turned recently (a wedged loop fails the liveness
-probe and gets restarted); ``/readyz`` answers 200 when the database and the queue answer.
+``/healthz`` (liveness) answers 200 while the main loop has turned recently, whether or not its
+work succeeded: a wedged loop fails it and gets restarted, a loop waiting out a database or queue
+outage does not (a restart would not help). ``/readyz`` (readiness) answers 200 when the database
+and the queue answer.
 ``/metrics`` also asks the transport for its queue's depth when it has one, so a backlog or a
 filling dead-letter queue shows beside the rest, without CloudWatch.
 """

@@ -12,11 +12,18 @@ import asyncio
 import contextlib
 from collections.abc import Sequence
 
+from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db import store_for
 from keeperhub_scheduler.db.engine import database_now
-from keeperhub_scheduler.transport.base import LONGEST_DELAY_SECONDS, Delivery, OutgoingMessage
+from keeperhub_scheduler.telemetry.logs import describe
+from keeperhub_scheduler.transport.base import (
+    LONGEST_DELAY_SECONDS,
+    Delivery,
+    OutgoingMessage,
+    TransportError,
+)
 from keeperhub_scheduler.transport.messages import encode
 
 POLL_SECONDS = 0.1
@@ -47,7 +54,12 @@ class DatabaseTransport:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait_seconds
         while True:
-            deliveries = await self._ready(max_messages)
+            try:
+                deliveries = await self._ready(max_messages)
+            except (SQLAlchemyError, OSError) as error:
+                # The database is this transport's queue: its outage is the queue's, which the
+                # executor logs once and retries with a backoff (it must not end the loop).
+                raise TransportError(describe(error)) from error
             if deliveries or loop.time() >= deadline:
                 return deliveries
             self.wake.clear()
