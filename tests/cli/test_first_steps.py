@@ -75,7 +75,8 @@ def test_help_loads_no_queue_client_web_framework_or_database_driver(tmp_path: P
         "    app(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ('botocore', 'aiobotocore', 'fastapi', 'uvicorn', 'asyncpg', 'jinja2')\n"
+        "heavy = ('botocore', 'aiobotocore', 'fastapi', 'uvicorn', 'asyncpg', 'jinja2',\n"
+        "         'sqlalchemy', 'httpx')\n"
         "print(sorted(name for name in heavy if name in sys.modules), file=sys.stderr)\n"
     )
     result = subprocess.run(
