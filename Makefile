@@ -18,11 +18,11 @@ demo: ## Run the embedded scheduler with a demo workflow firing every 5 seconds
 	@scripts/bootstrap.sh
 	@PATH="$$HOME/.local/bin:$$PATH" uv run --frozen keeperhub-scheduler dev --demo
 
-check: ## Before each commit: lint, format, types and the tests that need no server and do not wait
-	@scripts/check.sh
-
 test: ## Before a push: everything CI runs (starts LocalStack, needs PostgreSQL on 127.0.0.1:5432)
 	@scripts/test.sh
+
+check: ## Before each commit: lint, format, types and the tests that need no server and do not wait
+	@scripts/check.sh
 
 help: ## List the targets
 	@# The Makefile's order (user targets first); colour only on a terminal, never into a pipe.
