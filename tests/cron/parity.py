@@ -7,7 +7,7 @@ mistakes. Each is asked for its next 5 fire times in a zone, from an instant, wi
 ``H``; cron-parser is asked the same, all in one node process (`ask_cron_parser`).
 
 `compare` says whether the answers agree, or which deliberate difference explains them (the list
-is `DELIBERATE`; the README's "Compatibility with KeeperHub" gives the same reasons). Our DST
+is `DELIBERATE`; docs/schedules.md's "Compatibility with KeeperHub" gives the same reasons). Our DST
 policy is the other deliberate difference: fire times within 26 hours of a clock change in the
 zone are left out of the comparison, on both sides.
 """

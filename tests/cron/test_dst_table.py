@@ -1,4 +1,4 @@
-"""Clock changes, worked by hand: the table in DST_TABLE.md (for the README) is this test's data.
+"""Clock changes, worked by hand: the table in DST_TABLE.md (docs/schedules.md) is this test's data.
 
 Fixed-time jobs (minute and hour not starting with "*") fire once at the end of a gap for a time
 the gap skipped, and only on the first pass of a repeated time; other jobs fire by elapsed time:

@@ -6,7 +6,7 @@ Public API: `next_fire_times`, `iter_fire_times`, `describe`, `validate_cron_exp
 
 Which expressions are valid, and which local wall-clock times match, is what cron-parser 5 says
 (KeeperHub validates schedules and shows their next runs with it); the syntax is in `parse.py`'s
-docstring, the deliberate differences in the README. ``H`` picks its values from a seed, the
+docstring, the deliberate differences in docs/schedules.md. ``H`` picks its values from a seed, the
 schedule's id (`hashing.py`); the functions take it as ``seed`` and ignore it for expressions
 without ``H``.
 

@@ -11,7 +11,7 @@ Grammar (letters in any case; fields separated by whitespace, as JavaScript's ``
   either does; otherwise both must (``0 0 */15 1 MON-FRI`` is every weekday of January and the
   1st, 16th and 31st).
 
-Where we differ from cron-parser on purpose (the README's "Compatibility with KeeperHub"): we
+Where we differ from cron-parser on purpose (docs/schedules.md, "Compatibility"): we
 refuse the empty expression and fewer than 5 fields (cron-parser fills them in: ``0 9 * *`` would
 fire every minute from 00:00 to 00:59 on the 9th), expressions that never fire, and ``H`` glued to
 other text; we accept repeated values (``1-5,3``), ``n#k`` in a list, letters in any case and

@@ -1,6 +1,6 @@
 """Prometheus metrics, one registry per process, served on ``/metrics``.
 
-Names start with ``keeperhub_scheduler_``; the README's runbook lists the alerts built on them.
+Names start with ``keeperhub_scheduler_``; docs/runbook.md lists the alerts built on them.
 """
 
 from __future__ import annotations
