@@ -1,12 +1,18 @@
-"""Executor throughput and memory: how close one process comes to what the queue itself allows.
+"""Executor CPU per run beside the floor's, throughput beside the queue's limit, and memory.
 
-Three measurements, printed as one table:
+The headline is the executor's CPU per run (user + system time of its process over the run)
+beside the same figure for the floor (``bench/floor.py``: the same clients doing only receive,
+claim, call, record and delete, as its own process), measured in the same run: a ratio of two
+figures from one machine state travels between machines, where runs/s alone do not. The last
+line reads ``executor_cpu_ms_per_run=<x> floor_cpu_ms_per_run=<y>`` (``bench/capacity.py``
+reads it). The measurements, printed as one table:
 
 * raw limit: receive + delete messages/s on LocalStack through the executor's own receive loop
   (same receivers, same concurrency), with no work in between: no database, no call;
 * end to end: executions/s from the queue through claim, the call to the KeeperHub stand-in (its
-  own process), record and delete, with 1 and with 2 ``keeperhub-scheduler executor`` processes;
-  the stand-in's counts then confirm that every run was called exactly once;
+  own process), record and delete, with 1, 2 and 4 ``keeperhub-scheduler executor`` processes
+  (``--processes``); the stand-in's counts then confirm that every run was called exactly once;
+* the floor: the same, through one ``bench/floor.py`` process;
 * memory: the RSS of one executor process after its first executions and as it goes on to
   ``--memory-count`` executions (flat means no per-execution growth);
 * where the CPU goes: ms per execution of each process involved (executor, stand-in, LocalStack,
@@ -16,18 +22,17 @@ Rates are measured between 10% and 90% of the runs finished (start-up and the ta
 
     uv run python bench/execute.py                  # 5,000 runs a phase, memory over 50,000
     uv run python bench/execute.py --memory-count 100000      # the full memory figure
-    uv run python bench/execute.py --count 1000 --memory-count 0   # a quick look
+    uv run python bench/execute.py --count 2000 --memory-count 0   # CPU and rates, no memory
 
-The default run takes about 10 minutes on the 2-core development machine, where one executor
+The default run takes about 15 minutes on the 2-core development machine, where one executor
 process manages about 300 executions/s; 100,000 executions for the memory figure take 15.
-Run under ``flock /tmp/khs-bench.lock`` so no two benchmarks share the machine's two cores.
+Run under ``flock /tmp/khs-heavy.lock`` so no two benchmarks share the machine's two cores.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import signal
 import subprocess
@@ -35,7 +40,6 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +47,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.harness import Database, clean_up_on_sigterm
+from bench.cpu import MachineClock, localstack_pids, postgres_pids, rss_kib
+from bench.harness import Database, StandIn, clean_up_on_sigterm
 from keeperhub_scheduler.executor.worker import Executor
 from keeperhub_scheduler.runs import RunRef, new_run_id
 from keeperhub_scheduler.transport.base import Delivery, OutgoingMessage
@@ -51,7 +56,8 @@ from keeperhub_scheduler.transport.messages import encode
 from keeperhub_scheduler.transport.sqs import QueueEndpoint, SqsTransport
 from tests.support import sqs
 from tests.support.processes import environment, spawn
-from tests.support.standin import free_port
+
+FLOOR = Path(__file__).resolve().parent / "floor.py"
 
 SIGNING_KEY = b"signing-key"
 CONCURRENCY = 50  # the executor's default SCHEDULER_EXECUTOR_CONCURRENCY
@@ -191,117 +197,6 @@ async def raw_limit(endpoint: QueueEndpoint, count: int) -> Row:
 # --- (b, c) executor processes ------------------------------------------------------------------
 
 
-class StandIn:
-    """The stand-in as its own process, without a call log (it would cost the stand-in CPU)."""
-
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "keeperhub_scheduler.cli", "standin", "--port", str(self.port)],
-            env={"PATH": "/usr/bin:/bin", "SCHEDULER_SERVICE_API_KEY": "service-key"},
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                self.counts()
-                return
-            except OSError:
-                time.sleep(0.2)
-        raise RuntimeError("stand-in did not start")
-
-    def counts(self) -> dict[str, int]:
-        with urllib.request.urlopen(self.url + "/_counts", timeout=60) as answer:
-            counts: dict[str, int] = json.load(answer)
-        return counts
-
-    def reset(self) -> None:
-        request = urllib.request.Request(self.url + "/_control/reset", data=b"{}", method="POST")
-        urllib.request.urlopen(request, timeout=10).close()
-
-    def stop(self) -> None:
-        self.process.kill()
-        self.process.wait()
-
-
-def cpu_seconds(pids: Sequence[int]) -> float:
-    """User + system CPU time of these processes so far (children not included)."""
-    total = 0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def localstack_pids() -> list[int]:
-    found = subprocess.run(
-        ["pgrep", "-f", "localstack.runtime.main"], capture_output=True, text=True, check=False
-    )
-    return [int(pid) for pid in found.stdout.split()]
-
-
-def postgres_pids() -> list[int]:
-    """The PostgreSQL server's processes: the postmaster, its workers and every backend."""
-    pids = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            if stat.read_text().split(" (", 1)[1].startswith("postgres)"):
-                pids.append(int(stat.parent.name))
-        except (OSError, IndexError):
-            continue
-    return pids
-
-
-class MachineClock:
-    """CPU seconds by group of processes, and the machine's busy share, from one start.
-
-    Processes may start after ``start`` (PostgreSQL's backends for new connections): each group's
-    processes are looked up again at the end and a new one counts from zero.
-    """
-
-    def __init__(self, groups: dict[str, Callable[[], list[int]]]) -> None:
-        self.groups = groups
-        self.before = {name: _cpu_by_pid(find()) for name, find in groups.items()}
-        self.machine_before = _machine_jiffies()
-
-    def per_execution(self, count: int) -> dict[str, float]:
-        """CPU ms per execution of each group since the start."""
-        spent = {}
-        for name, find in self.groups.items():
-            now = _cpu_by_pid(find())
-            before = self.before[name]
-            seconds = sum(value - before.get(pid, 0.0) for pid, value in now.items())
-            spent[name] = seconds / count * 1000
-        return spent
-
-    def busy(self) -> float:
-        busy, total = (after - before for after, before in zip(
-            _machine_jiffies(), self.machine_before, strict=True
-        ))  # fmt: skip
-        return busy / max(1, total)
-
-
-def _cpu_by_pid(pids: Sequence[int]) -> dict[int, float]:
-    return {pid: cpu_seconds([pid]) for pid in pids}
-
-
-def _machine_jiffies() -> tuple[int, int]:
-    """(busy, total) jiffies of all cores since boot; idle and iowait are not busy."""
-    fields = [int(value) for value in Path("/proc/stat").read_text().split("\n")[0].split()[1:]]
-    total = sum(fields[:8])  # guest time is already counted in user
-    return total - fields[3] - fields[4], total
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def finished(database: Database) -> int:
     with database.connect() as connection:
         row = connection.execute(
@@ -318,8 +213,10 @@ def execute(
     processes: int,
     logs: Path,
     rss_every: int = 0,
+    floor: bool = False,
 ) -> tuple[Row, list[tuple[int, int]]]:
-    """Seed and send ``count`` runs, run ``processes`` executors until all succeeded, stop them.
+    """Seed and send ``count`` runs, run ``processes`` executors (or with ``floor`` the floor
+    loop) until all succeeded, stop them.
 
     With ``rss_every`` (the memory phase) the messages are sent while the executor runs, which
     saves minutes; the rate is then not a clean throughput figure, the RSS samples are.
@@ -332,29 +229,29 @@ def execute(
         sender.start()
     else:
         sender.run()
-    started = [
-        spawn(["executor"], env, logs / f"executor-{processes}-{i}.log") for i in range(processes)
-    ]
+    started = [start(floor, env, logs / f"executor-{processes}-{i}.log") for i in range(processes)]
     print(f"executor pids: {' '.join(str(p.pid) for p in started)}", file=sys.stderr, flush=True)
-    clock = MachineClock({
+    groups = {
         "executor": lambda: [p.pid for p in started],
         "stand-in": lambda: [standin.process.pid],
         "LocalStack": localstack_pids,
         "PostgreSQL": postgres_pids,
-    })  # fmt: skip
+    }
     progress = Progress(count)
     memory: list[tuple[int, int]] = []
     done = 0
+    window = CpuWindow(groups, count)
     while done < count:
         done = finished(database) - before
         progress.add(done)
+        window.sample(done)
         due = not memory or done >= memory[-1][0] + rss_every or done >= count
         if rss_every and due and done > 0:
             memory.append((done, rss_kib(started[0].pid)))
         if any(p.poll() is not None for p in started):
             raise RuntimeError(f"an executor exited early; see {logs}")
         time.sleep(0.25)
-    cpu, busy = clock.per_execution(count), clock.busy()
+    cpu, busy = window.result()
     for process in started:
         process.send_signal(signal.SIGTERM)
     codes = [process.wait(timeout=120) for process in started]
@@ -364,7 +261,42 @@ def execute(
     twice = sum(1 for calls in counts.values() if calls > 1)
     note = f"exit codes {codes}; {len(counts)} executionIds, {twice} called more than once"
     name = f"end to end, {processes} executor process{'es' if processes > 1 else ''}"
+    if floor:
+        name = "floor: receive, claim, call, record, delete"
+        cpu = {"floor" if key == "executor" else key: ms for key, ms in cpu.items()}
     return Row(name, count, progress.rate(), note, cpu, busy), memory
+
+
+class CpuWindow:
+    """CPU per run between 10% and 90% of the runs finished, as the rates are: the start-up
+    (imports, connections: about a second of CPU) and the tail would otherwise be spread over
+    the runs and weigh more the fewer runs a phase has."""
+
+    def __init__(self, groups: dict[str, Callable[[], list[int]]], total: int) -> None:
+        self.groups, self.total = groups, total
+        self.clock: MachineClock | None = None
+        self.low = 0
+        self.figures: tuple[dict[str, float], float] | None = None
+
+    def sample(self, done: int) -> None:
+        if self.clock is None and done >= self.total * 0.1:
+            self.clock, self.low = MachineClock(self.groups), done
+        elif self.clock and self.figures is None and done >= self.total * 0.9:
+            self.figures = self.clock.per_execution(done - self.low), self.clock.busy()
+
+    def result(self) -> tuple[dict[str, float], float]:
+        if self.figures is None:
+            raise RuntimeError("too few samples for a CPU window: raise --count")
+        return self.figures
+
+
+def start(floor: bool, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    if not floor:
+        return spawn(["executor"], env, log)
+    output = log.open("ab")
+    return subprocess.Popen(
+        [sys.executable, str(FLOOR)], env=env, stdout=output, stderr=subprocess.STDOUT
+    )
 
 
 def sqs_endpoint(env: dict[str, str]) -> QueueEndpoint:
@@ -408,6 +340,9 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=5_000, help="runs per throughput phase")
     parser.add_argument("--memory-count", type=int, default=50_000, help="runs of the memory phase")
     parser.add_argument("--skip-raw", action="store_true", help="leave out the raw limit")
+    parser.add_argument(
+        "--processes", default="1,2,4", help="executor process counts, comma-separated"
+    )
     arguments = parser.parse_args()
 
     workdir = Path(tempfile.mkdtemp(prefix="khs-bench-execute-"))
@@ -422,7 +357,13 @@ def main() -> int:
             rows.append(asyncio.run(raw_limit(endpoint, arguments.count)))
             raw = rows[-1].per_second
         env = environment(database.url, endpoint, standin.url, SCHEDULER_LOG_FORMAT="json")
-        for processes in (1, 2):
+        # The floor just before one executor process: the two CPU figures the headline
+        # compares are measured one after the other, in as near one machine state as can be.
+        counts = sorted({int(n) for n in arguments.processes.split(",")} | {1}, reverse=True)
+        for processes in counts:
+            if processes == 1:
+                floor, _ = execute(database, env, standin, arguments.count, 1, workdir, floor=True)
+                rows.append(floor)
             row, _ = execute(database, env, standin, arguments.count, processes, workdir)
             rows.append(row)
         if arguments.memory_count:
@@ -438,7 +379,23 @@ def main() -> int:
         asyncio.run(sqs.delete_queues(endpoint))
         database.drop()
         print(f"\nexecutor logs: {workdir}")
+    print_headline(rows)
     return 0
+
+
+def print_headline(rows: list[Row]) -> None:
+    """The executor's CPU per run (one process) beside the floor's; the last line, for tools."""
+    one = next((r for r in rows if r.measurement == "end to end, 1 executor process"), None)
+    floor = next((r for r in rows if r.measurement.startswith("floor")), None)
+    if one is None or floor is None:
+        return
+    executor_ms, floor_ms = one.cpu["executor"], floor.cpu["floor"]
+    print()
+    print(
+        f"executor CPU per run {executor_ms:.2f} ms (target <= 2.0), floor {floor_ms:.2f} ms:"
+        f" {executor_ms / floor_ms:.2f}x the floor (target <= 1.3)"
+    )
+    print(f"executor_cpu_ms_per_run={executor_ms:.3f} floor_cpu_ms_per_run={floor_ms:.3f}")
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -15,6 +16,7 @@ import psycopg
 
 from keeperhub_scheduler.db.migrate import upgrade
 from tests.support import postgres
+from tests.support.standin import free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -102,3 +104,36 @@ class Database:
 
     def drop(self) -> None:
         postgres.drop_database(self.name)
+
+
+class StandIn:
+    """The stand-in as its own process, without a call log (it would cost the stand-in CPU)."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "keeperhub_scheduler.cli", "standin", "--port", str(self.port)],
+            env={"PATH": "/usr/bin:/bin", "SCHEDULER_SERVICE_API_KEY": "service-key"},
+        )
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                self.counts()
+                return
+            except OSError:
+                time.sleep(0.2)
+        raise RuntimeError("stand-in did not start")
+
+    def counts(self) -> dict[str, int]:
+        with urllib.request.urlopen(self.url + "/_counts", timeout=60) as answer:
+            counts: dict[str, int] = json.load(answer)
+        return counts
+
+    def reset(self) -> None:
+        request = urllib.request.Request(self.url + "/_control/reset", data=b"{}", method="POST")
+        urllib.request.urlopen(request, timeout=10).close()
+
+    def stop(self) -> None:
+        self.process.kill()
+        self.process.wait()

@@ -147,7 +147,7 @@ class DeliveryHandler:
             await self._refused(delivery, run.run_id, claimed)
         elif isinstance(claimed, Skipped):
             log.info("run skipped", extra={"run_id": run.run_id, "reason": claimed.reason})
-            metrics.SKIPPED.labels("executor", claimed.reason).inc()
+            metrics.labelled(metrics.SKIPPED, "executor", claimed.reason).inc()
             await self._settle(self.transport.delete(delivery))
         elif claimed.attempt > self.policy.max_attempts:
             reason = "attempts exhausted before this delivery"
@@ -187,7 +187,7 @@ class DeliveryHandler:
                 "legacy message for a schedule that does not exist; dropped",
                 extra={"schedule_id": message.schedule_id},
             )
-            metrics.SKIPPED.labels("executor", "schedule_deleted").inc()
+            metrics.labelled(metrics.SKIPPED, "executor", "schedule_deleted").inc()
             await self._settle(self.transport.delete(delivery))
             return None
         schedule, now = found
@@ -218,7 +218,7 @@ class DeliveryHandler:
                 "message for a run that does not exist (deleted, or never made); dropped",
                 extra={"run_id": run_id},
             )
-            metrics.SKIPPED.labels("executor", "run_missing").inc()
+            metrics.labelled(metrics.SKIPPED, "executor", "run_missing").inc()
             await self._settle(self.transport.delete(delivery))
             return
         metrics.DUPLICATES_DROPPED.inc()
@@ -244,7 +244,7 @@ class DeliveryHandler:
             result = await self.keeperhub.execute(run)
         finally:
             metrics.IN_FLIGHT.dec()
-        metrics.CALL_DURATION.labels(result.outcome).observe(result.seconds)
+        metrics.labelled(metrics.CALL_DURATION, result.outcome).observe(result.seconds)
         if result.status is not None:
             lag = (datetime.now(UTC) - run.scheduled_for).total_seconds()
             metrics.END_TO_END_LAG.observe(max(0.0, lag))
@@ -288,7 +288,7 @@ class DeliveryHandler:
             run.run_id,
         )
         if recorded:
-            metrics.RUNS_FINISHED.labels(status).inc()
+            metrics.labelled(metrics.RUNS_FINISHED, status).inc()
             log.info(
                 "run finished",
                 extra={"run_id": run.run_id, "schedule_id": run.schedule_id, "status": status,
@@ -336,7 +336,7 @@ class DeliveryHandler:
             await self._dead_letter(delivery, settlement.reason, "exhausted")
 
     async def _dead_letter(self, delivery: Delivery, reason: str, kind: str) -> None:
-        metrics.DEAD_LETTERED.labels(kind).inc()
+        metrics.labelled(metrics.DEAD_LETTERED, kind).inc()
         log.warning(
             "message dead-lettered", extra={"reason": reason, "message_id": delivery.message_id}
         )

@@ -30,8 +30,12 @@ class Slots:
         self._changed = asyncio.Condition()
 
     async def reserve(self, most: int, stop: asyncio.Event, heartbeat: Heartbeat) -> int:
+        # A full batch or none: a receive for the few slots just freed would cost a whole
+        # receive (and a claim statement) for a part of a batch; waiting for a full one keeps
+        # every per-receive cost shared by as many runs as the queue gives.
+        enough = min(most, self.size)
         async with self._changed:
-            while self.free == 0 and not stop.is_set():
+            while self.free < enough and not stop.is_set():
                 heartbeat.beat()  # waiting for capacity is alive, not wedged
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._changed.wait(), 1.0)

@@ -5,6 +5,8 @@ Names start with ``keeperhub_scheduler_``; docs/runbook.md lists the alerts buil
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 REGISTRY = CollectorRegistry(auto_describe=True)
@@ -119,3 +121,16 @@ QUEUE_DEPTH_FAILURES = Counter(
 
 def render() -> bytes:
     return generate_latest(REGISTRY)
+
+
+_CHILDREN: dict[tuple[int, tuple[str, ...]], Any] = {}
+
+
+def labelled(metric: Any, *values: str) -> Any:
+    """A metric's child for these label values, looked up once: ``labels`` takes a lock and
+    checks its arguments on every call, per run on the hot path. (A few label sets at most.)"""
+    key = (id(metric), values)
+    child = _CHILDREN.get(key)
+    if child is None:
+        child = _CHILDREN[key] = metric.labels(*values)
+    return child
