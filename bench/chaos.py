@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -52,7 +53,10 @@ READ_TIMEOUT = 3
 # runs) are the settings' defaults, not tuned for the run.
 _FIELDS = Settings.model_fields
 VISIBILITY = int(_FIELDS["scheduler_visibility_timeout_seconds"].default)
-HANDOFF = int(_FIELDS["scheduler_handoff_seconds"].default)
+# The settings' default, or a hand-off under trial (SCHEDULER_HANDOFF_SECONDS in the environment).
+HANDOFF = int(
+    os.environ.get("SCHEDULER_HANDOFF_SECONDS", _FIELDS["scheduler_handoff_seconds"].default)
+)
 RELAY_LEASE = float(_FIELDS["scheduler_relay_lease_seconds"].default)
 
 
@@ -272,6 +276,7 @@ def run(duration: int, count: int, kill_every: float, outage_seconds: int, workd
             SCHEDULER_MAX_ATTEMPTS="10",
             SCHEDULER_RECEIVE_WAIT_SECONDS="2",
             SCHEDULER_DRAIN_SECONDS="10",
+            SCHEDULER_HANDOFF_SECONDS=str(HANDOFF),
         )
         fleet = Fleet(env, workdir)
         outage = chaos_loop(fleet, localstack, start, end, kill_every, outage_seconds)

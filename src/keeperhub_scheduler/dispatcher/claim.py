@@ -28,7 +28,7 @@ from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, decid
 from keeperhub_scheduler.errors import InvalidScheduleError
 from keeperhub_scheduler.runs import RunKind, RunRef, RunStatus, new_run_id
 from keeperhub_scheduler.telemetry import metrics
-from keeperhub_scheduler.timing import Timing, cached_timing
+from keeperhub_scheduler.timing import Timing, cached_timing_of_row
 
 if TYPE_CHECKING:
     from keeperhub_scheduler.dispatcher.stream import RelayStream
@@ -114,7 +114,7 @@ async def claim_batch(
     schedule_values: list[dict[str, Any]] = []
     for row in rows:
         try:
-            timing = timing_of(row)
+            timing = cached_timing_of_row(row)  # raises for what KeeperHub wrote wrong
         except InvalidScheduleError as error:
             result.invalid += 1
             log.warning(
@@ -147,19 +147,6 @@ async def claim_batch(
             if run["status"] == RunStatus.PENDING and run["id"] in inserted
         ]
     return result
-
-
-def timing_of(row: Any) -> Timing:
-    """The row's timing, validated (raises ``InvalidScheduleError`` for what KeeperHub wrote)."""
-    return cached_timing(
-        row.cron_expression,
-        row.timezone,
-        row.interval_seconds,
-        row.anchor_at,
-        row.start_at,
-        row.end_at,
-        row.id,
-    )
 
 
 def _state(row: Any, timing: Timing, key: str, now: datetime) -> ScheduleState:

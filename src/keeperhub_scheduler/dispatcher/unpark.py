@@ -34,8 +34,8 @@ from keeperhub_scheduler import cron
 from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.store import INVALID_PREFIX, parked_key
 from keeperhub_scheduler.db.tables import workflow_schedules
-from keeperhub_scheduler.dispatcher.claim import timing_of
 from keeperhub_scheduler.errors import InvalidScheduleError
+from keeperhub_scheduler.timing import cached_timing_of_row
 
 log = logging.getLogger(__name__)
 
@@ -107,7 +107,7 @@ async def unpark(engine: AsyncEngine, batch_size: int = BATCH_SIZE) -> Unparked:
 def _reread(row: Any) -> dict[str, Any] | None:
     """None when this engine reads the row; otherwise the columns that keep it parked."""
     try:
-        timing_of(row)
+        cached_timing_of_row(row)
     except InvalidScheduleError as error:
         return {"plan_key": parked_key(), "last_error": f"{INVALID_PREFIX}{error}"}
     return None

@@ -19,7 +19,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from keeperhub_scheduler.errors import InvalidScheduleError
-from keeperhub_scheduler.timing import Timing, cached_timing
+from keeperhub_scheduler.timing import Timing, cached_timing_of_row
 
 MATCH_WINDOW = timedelta(seconds=60)  # the original's: next_run_at within the last minute
 
@@ -44,7 +44,7 @@ def occurrence_for(
     if not schedule.workflow_enabled:
         return "legacy message for a disabled workflow"
     try:
-        timing = _timing(schedule)
+        timing = cached_timing_of_row(schedule)
     except InvalidScheduleError as error:
         return f"legacy message for a schedule that cannot be read: {error}"
     occurrence = latest_at_or_before(timing, trigger_time)
@@ -66,15 +66,3 @@ def latest_at_or_before(timing: Timing, instant: datetime) -> datetime | None:
             break
         latest = occurrence
     return latest
-
-
-def _timing(schedule: Any) -> Timing:
-    return cached_timing(
-        schedule.cron_expression,
-        schedule.timezone,
-        schedule.interval_seconds,
-        schedule.anchor_at,
-        schedule.start_at,
-        schedule.end_at,
-        schedule.id,
-    )
