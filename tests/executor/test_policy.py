@@ -33,10 +33,10 @@ def test_a_claim_lease_ends_before_the_hand_off_and_is_extended_before_it_lapses
     policy = ExecutionPolicy(
         None, require_signature=False, visibility_timeout=visibility, handoff_seconds=handoff
     )
-    lease = policy.handoff_lease.total_seconds()
+    lease = policy.lease.total_seconds()
 
     assert lease < min(handoff, visibility)  # a copy redelivered after a death takes the run
-    assert policy.first_beat_seconds * 2 < lease  # a failed first beat is tried again in time
+    assert policy.heartbeat_seconds * 2 < lease  # a failed first beat is tried again in time
 
 
 def test_backoff_grows_with_jitter_within_its_bounds_in_whole_seconds() -> None:

@@ -29,6 +29,7 @@ from keeperhub_scheduler.executor.legacy import occurrence_for
 from keeperhub_scheduler.keeperhub.client import RETRY, CallResult, KeeperHubClient
 from keeperhub_scheduler.runs import ClaimedRun, RunRef, RunStatus
 from keeperhub_scheduler.telemetry import metrics
+from keeperhub_scheduler.telemetry.logs import describe
 from keeperhub_scheduler.transport.base import (
     LONGEST_DELAY_SECONDS,
     Delivery,
@@ -72,23 +73,15 @@ class ExecutionPolicy:
         return min(self.handoff_seconds, self.visibility_timeout)
 
     @property
-    def handoff_lease(self) -> timedelta:
+    def lease(self) -> timedelta:
         """The lease a claim takes and each heartbeat renews. It ends before the message's step
         does, so the copy that reappears after a death finds the lease lapsed and takes over."""
         return timedelta(seconds=0.75 * self.step_seconds)
 
     @property
-    def lease(self) -> timedelta:
-        return self.handoff_lease
-
-    @property
     def heartbeat_seconds(self) -> float:
         """A third of the lease: a beat that fails is tried again, twice, before it lapses."""
-        return self.handoff_lease.total_seconds() / 3
-
-    @property
-    def first_beat_seconds(self) -> float:
-        return self.heartbeat_seconds
+        return self.lease.total_seconds() / 3
 
     def backoff(self, attempt: int, retry_after: float | None) -> int:
         """Exponential with equal jitter, at least ``Retry-After``, at most what the transport can
@@ -121,7 +114,7 @@ class DeliveryHandler:
             if delivery.receive_count >= self.policy.max_receive_count:
                 # The queue's redrive would move it on the next receive without a word: move it
                 # now, with what we know.
-                reason = f"not settled after {delivery.receive_count} receives: " + _named(error)
+                reason = f"not settled after {delivery.receive_count} receives: " + describe(error)
                 await self._dead_letter(delivery, reason, "unsettled")
                 return
             # Unsettled (a database outage, a bug): keep the message away for the full
@@ -142,7 +135,7 @@ class DeliveryHandler:
                 return
         else:
             run = message
-        claimed = await self.store.claim(run, self.policy.handoff_lease)
+        claimed = await self.store.claim(run, self.policy.lease)
         if isinstance(claimed, Refusal):
             await self._refused(delivery, run.run_id, claimed)
         elif isinstance(claimed, Skipped):
@@ -174,7 +167,7 @@ class DeliveryHandler:
         except InvalidMessageError as error:
             reason = f"invalid message: {error.reason}"
         except Exception as error:  # a parser's surprise is still a poison message, not a loop
-            reason = "undecodable message: " + _named(error)
+            reason = "undecodable message: " + describe(error)
         await self._dead_letter(delivery, reason, "invalid")
         return None
 
@@ -351,10 +344,6 @@ class DeliveryHandler:
             log.warning(
                 "could not settle a delivery; it will be redelivered", extra={"error": str(error)}
             )
-
-
-def _named(error: BaseException) -> str:
-    return f"{type(error).__name__}: {error}"[:300]
 
 
 def _could_not_extend(what: str, run: ClaimedRun, error: Exception) -> bool:
