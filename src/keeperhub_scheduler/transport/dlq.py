@@ -32,10 +32,7 @@ class DeadLetterCopy:
 def dead_letter_copy(
     delivery: Delivery, reason: str, limit: int = MAX_MESSAGE_BYTES
 ) -> DeadLetterCopy:
-    attributes = {
-        "DeadLetterReason": reason[:REASON_CHARS] or "unknown",
-        "OriginalMessageId": delivery.message_id or "unknown",
-    }
+    attributes = _identity(delivery, reason)
     dropped = list(delivery.unreadable_attributes)
     ordered = sorted(delivery.attributes, key=lambda name: (name not in PREFERRED, name))
     room = MAX_ATTRIBUTES - len(attributes) - 2  # DroppedAttributes and BodyTruncated
@@ -65,10 +62,14 @@ def _fit_body(body: str, attributes: dict[str, str], limit: int) -> DeadLetterCo
 
 def minimal_copy(delivery: Delivery, reason: str) -> DeadLetterCopy:
     """The last resort when SQS refused the full copy: the reason, the id, a short body."""
-    attributes = {
-        "DeadLetterReason": reason[:REASON_CHARS] or "unknown",
-        "OriginalMessageId": delivery.message_id or "unknown",
-        "BodyTruncated": "the full copy was refused",
-    }
+    attributes = _identity(delivery, reason) | {"BodyTruncated": "the full copy was refused"}
     body = delivery.body.encode()[:4096].decode(errors="ignore")
     return DeadLetterCopy(body or "(empty)", attributes)
+
+
+def _identity(delivery: Delivery, reason: str) -> dict[str, str]:
+    """What every copy carries: why it is here, and which message it was."""
+    return {
+        "DeadLetterReason": reason[:REASON_CHARS] or "unknown",
+        "OriginalMessageId": delivery.message_id or "unknown",
+    }
