@@ -20,6 +20,7 @@ The statements the hot paths run are built once, at import: the hot path only bi
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import partial
@@ -186,6 +187,7 @@ class PostgresStore(RunStore):
 
     # --- the executor's claim -------------------------------------------------------------
     async def claim(self, run: RunRef, lease: timedelta) -> ClaimedRun | Skipped | Refusal:
+        started = time.monotonic()
         try:
             taken = await self._claims(lease).submit(run)
         except DBAPIError as error:
@@ -200,7 +202,7 @@ class PostgresStore(RunStore):
         claimed = claimed_run(taken)
         reason = switched_off(taken, taken.now)
         if reason is None:
-            return claimed
+            return await self._still_held(claimed, started, lease)
         await self.skip_claimed(claimed, reason)
         return Skipped(claimed, reason)
 

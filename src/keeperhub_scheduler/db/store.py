@@ -13,6 +13,7 @@ transaction); the others open their own short transaction.
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -328,7 +329,23 @@ class RunStore(ABC):
         and the run is left untouched. A run whose schedule or workflow was switched off, or
         whose overlap policy forbids it now, is recorded skipped before this returns.
         """
-        return await once_more_if_disconnected(lambda: self._claim_in_transaction(run, lease))
+        started = time.monotonic()
+        taken = await once_more_if_disconnected(lambda: self._claim_in_transaction(run, lease))
+        return await self._still_held(taken, started, lease)
+
+    async def _still_held(
+        self, taken: ClaimedRun | Skipped | Refusal, started: float, lease: timedelta
+    ) -> ClaimedRun | Skipped | Refusal:
+        """The claim, once its lease is known to be live. The lease counts from when the claim
+        read the row, and a claim can wait long after that (for the row's lock, for a busy
+        database): one that took more than half its lease may hand back a lease about to lapse,
+        or lapsed, which a copy of the message would take over while this call goes on
+        (KeeperHub called twice). So it is renewed first; if it cannot be, the run was taken
+        over meanwhile and is refused as held by another."""
+        slow = time.monotonic() - started > lease.total_seconds() / 2
+        if not slow or not isinstance(taken, ClaimedRun) or await self.extend_lease(taken, lease):
+            return taken
+        return Refusal(RunStatus.RUNNING, wait_seconds=lease.total_seconds())
 
     async def _claim_in_transaction(
         self, run: RunRef, lease: timedelta
