@@ -188,7 +188,7 @@ def build_executor(
         receivers=settings.scheduler_receive_concurrency,
         wait_seconds=settings.scheduler_receive_wait_seconds,
         drain_seconds=settings.scheduler_drain_seconds,
-        receive_visibility=policy.handoff_seconds,
+        receive_visibility=policy.receive_seconds,
     )
     return executor, keeperhub
 

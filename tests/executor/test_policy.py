@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from sqlalchemy.ext.asyncio import create_async_engine
 
+from keeperhub_scheduler.config import load_settings
 from keeperhub_scheduler.executor.handle import ExecutionPolicy
+from keeperhub_scheduler.processes import build_executor
 from keeperhub_scheduler.transport.database import DatabaseTransport
 from keeperhub_scheduler.transport.sqs import MAX_VISIBILITY_SECONDS, SqsTransport
 
@@ -37,6 +40,35 @@ def test_a_claim_lease_ends_before_the_hand_off_and_is_extended_before_it_lapses
 
     assert lease < min(handoff, visibility)  # a copy redelivered after a death takes the run
     assert policy.heartbeat_seconds * 2 < lease  # a failed first beat is tried again in time
+
+
+@pytest.mark.parametrize(
+    ("handoff", "visibility", "receive"),
+    [(1, 5, 1), (2, 30, 1), (3, 30, 2), (5, 6, 3), (60, 30, 15)],
+)
+def test_a_received_message_comes_back_within_half_a_step_and_is_extended_before_that(
+    handoff: int, visibility: int, receive: int
+) -> None:
+    """Before its claim only the claim guards a message, so it is received for half a step: a
+    killed executor's received messages (its open long polls too) come back that soon. The first
+    beat, counted from the receive, comes with room to spare before they would."""
+    policy = ExecutionPolicy(
+        None, require_signature=False, visibility_timeout=visibility, handoff_seconds=handoff
+    )
+
+    assert policy.receive_seconds == receive
+    assert policy.receive_seconds <= policy.step_seconds
+    assert policy.heartbeat_seconds * 2 <= policy.receive_seconds
+
+
+def test_the_executor_receives_for_the_policy_s_receive_hand_off() -> None:
+    url = "postgresql+psycopg://postgres@127.0.0.1:5432/unused"
+    settings = load_settings(database_url=url)
+    engine = create_async_engine(url)  # never connects here
+    executor, _ = build_executor(settings, engine, DatabaseTransport(engine, None))
+
+    assert executor.receive_visibility == executor.handler.policy.receive_seconds == 1
+    assert executor.handler.policy.step_seconds == 2
 
 
 def test_backoff_grows_with_jitter_within_its_bounds_in_whole_seconds() -> None:

@@ -194,7 +194,8 @@ async def test_runs_a_killed_executor_received_but_never_called_are_taken_over_w
 ) -> None:
     """The first executor receives five runs and is SIGKILLed while its claim waits (the runs'
     rows are locked meanwhile). The queue's visibility timeout is 30 s, but messages are received
-    for the 2-second hand-off only: the second executor calls every run, once, long before 30 s."""
+    for half the 2-second hand-off only: the second executor calls every run, once, long before
+    30 s."""
     schedule = await add_schedule(engine)
     run_ids = await add_runs(engine, schedule, 5)
     await relay(engine, transport)
@@ -215,6 +216,58 @@ async def test_runs_a_killed_executor_received_but_never_called_are_taken_over_w
 
     assert {run["status"] for run in runs.values()} == {"succeeded"}
     assert calls_per_execution(standin_process) == dict.fromkeys(run_ids, 1)
+
+
+async def test_copies_received_while_a_slow_claim_waits_still_call_each_run_once(
+    engine: AsyncEngine,
+    database_url: str,
+    queue: QueueEndpoint,
+    transport: SqsTransport,
+    standin_process: StandInProcess,
+    executors_30s: Executors,
+) -> None:
+    """A message is received for one second only; the first claim of these five runs waits much
+    longer on their locked rows, so their messages reappear and are received again (by the
+    other executor or another receive loop) and claimed a second time. The claim decides: each run
+    is called once, and the copies are dropped once it has finished."""
+    schedule = await add_schedule(engine)
+    run_ids = await add_runs(engine, schedule, 5)
+    await relay(engine, transport)
+    with (
+        psycopg.connect(database_url) as blocker,
+        psycopg.connect(database_url, autocommit=True) as observer,
+    ):
+        blocker.execute("SELECT id FROM schedule_runs WHERE id = ANY(%s) FOR UPDATE", (run_ids,))
+        executors_30s.start()
+
+        async def all_received_and_claiming() -> bool:
+            return await sqs.queue_counts(queue) == (0, 5) and _claims_waiting(observer) >= 1
+
+        await wait_until(all_received_and_claiming, 60, "the first executor to claim all five")
+        executors_30s.start()  # what it receives can only be copies
+
+        def a_copy_claiming() -> bool:
+            return _claims_waiting(observer) >= 2
+
+        await wait_until(a_copy_claiming, 30, "a copy's claim beside the first")
+        blocker.rollback()
+    runs = await wait_for_runs(engine, run_ids, timeout=30)
+
+    # Whichever claim held a run called it; the other was refused, and did not call. (The
+    # attempt may be the second: a claim whose lease lapsed while it waited is taken over.)
+    assert {run["status"] for run in runs.values()} == {"succeeded"}
+    assert calls_per_execution(standin_process) == dict.fromkeys(run_ids, 1)
+    await wait_until(lambda: _counts_are(queue, (0, 0)), 30, "every copy to be dropped")
+
+
+def _claims_waiting(connection: psycopg.Connection[tuple[int]]) -> int:
+    """Executor statements waiting for a row lock. (Not asked inside the blocker's transaction:
+    PostgreSQL would answer from the snapshot of statistics it took at the transaction's start.)"""
+    row = connection.execute(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND query ILIKE '%schedule_runs%'"
+    ).fetchone()
+    return int(row[0]) if row else 0
 
 
 async def test_sigterm_with_50_calls_in_flight_finishes_them_all_and_exits_0(

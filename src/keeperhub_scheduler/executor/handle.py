@@ -73,6 +73,15 @@ class ExecutionPolicy:
         return min(self.handoff_seconds, self.visibility_timeout)
 
     @property
+    def receive_seconds(self) -> int:
+        """How long a received message stays invisible before its call starts: half a step (at
+        least a second). Until then only the claim guards it, and the claim is atomic: a copy
+        that reappears while the first receiver is still claiming finds the run held and waits.
+        So a killed executor's received, never started messages (the long polls it had open when
+        it died, too) come back this soon, not a whole step later."""
+        return max(1, math.ceil(self.step_seconds / 2))
+
+    @property
     def lease(self) -> timedelta:
         """The lease a claim takes and each heartbeat renews. It ends before the message's step
         does, so the copy that reappears after a death finds the lease lapsed and takes over."""
@@ -125,6 +134,7 @@ class DeliveryHandler:
             raise
 
     async def _handle(self, delivery: Delivery) -> None:
+        received = asyncio.get_running_loop().time()  # a slot was free: handled as received
         metrics.MESSAGES_RECEIVED.inc()
         message = await self._decode(delivery)
         if message is None:
@@ -146,7 +156,7 @@ class DeliveryHandler:
             reason = "attempts exhausted before this delivery"
             await self._settle_as(delivery, await self._give_up(claimed, None, reason))
         else:
-            await self._execute(delivery, claimed)
+            await self._execute(delivery, claimed, received)
 
     async def _decode(self, delivery: Delivery) -> RunRef | LegacyMessage | None:
         """The message, or None once it is dead-lettered with the reason it cannot run."""
@@ -218,10 +228,10 @@ class DeliveryHandler:
         log.info("duplicate delivery dropped", extra={"run_id": run_id, "status": refusal.status})
         await self._settle(self.transport.delete(delivery))
 
-    async def _execute(self, delivery: Delivery, run: ClaimedRun) -> None:
+    async def _execute(self, delivery: Delivery, run: ClaimedRun, received: float) -> None:
         """Call and record under a live lease and an invisible message (the heartbeat runs until
         the outcome is written, however slow the call or the database); then settle."""
-        keepalive = asyncio.create_task(self._keep_alive(delivery, run))
+        keepalive = asyncio.create_task(self._keep_alive(delivery, run, received))
         try:
             result = await self._call(run)
             settlement = await self._record_result(run, result)
@@ -293,16 +303,20 @@ class DeliveryHandler:
             )
         return recorded
 
-    async def _keep_alive(self, delivery: Delivery, run: ClaimedRun) -> None:
+    async def _keep_alive(self, delivery: Delivery, run: ClaimedRun, received: float) -> None:
         """Keep the lease live and the message invisible in short steps: a slow call is never
         handed to a second executor while this one still beats, and a dead one's run is taken
         over a step later (not a visibility timeout later). A failed beat just waits for the
-        next: each step outlasts three beats."""
+        next: each step outlasts three beats. The first beat counts from the receive, so it
+        comes well inside the shorter visibility a message is received with."""
+        loop = asyncio.get_running_loop()
+        wait = received + self.policy.heartbeat_seconds - loop.time()
         while True:
-            await asyncio.sleep(self.policy.heartbeat_seconds)
+            await asyncio.sleep(max(0.0, wait))
             if await self._extend(delivery, run) is None:
                 log.warning("run was taken over during its call", extra={"run_id": run.run_id})
                 return
+            wait = self.policy.heartbeat_seconds
 
     async def _extend(self, delivery: Delivery, run: ClaimedRun) -> bool | None:
         """Extend the lease, then the visibility, each whether or not the other could be: in a
