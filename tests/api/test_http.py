@@ -84,12 +84,12 @@ async def test_a_streamed_body_is_cut_at_the_limit(small_limit: httpx.AsyncClien
 @pytest.mark.parametrize(
     ("path", "methods"),
     [
-        ("/v1/schedules", "GET, OPTIONS, POST"),
-        ("/v1/schedules/s", "DELETE, GET, OPTIONS, PATCH"),
-        ("/v1/workflows/w", "DELETE, GET, OPTIONS, PATCH"),
+        ("/v1/schedules", "GET, HEAD, OPTIONS, POST"),
+        ("/v1/schedules/s", "DELETE, GET, HEAD, OPTIONS, PATCH"),
+        ("/v1/workflows/w", "DELETE, GET, HEAD, OPTIONS, PATCH"),
         ("/v1/workflows/w/schedule", "OPTIONS, PUT"),
-        ("/v1/runs", "GET, OPTIONS"),
-        ("/healthz", "GET, OPTIONS"),
+        ("/v1/runs", "GET, HEAD, OPTIONS"),
+        ("/healthz", "GET, HEAD, OPTIONS"),
     ],
 )
 async def test_options_and_405_list_every_method_of_the_path(
@@ -104,6 +104,19 @@ async def test_options_and_405_list_every_method_of_the_path(
     assert refused.headers["Allow"] == methods
     assert refused.json() == {"detail": "Method Not Allowed"}
     assert (await client.options("/v1/nothing-here")).status_code == 404
+
+
+@pytest.mark.parametrize("path", ["/v1/schedules", "/v1/runs", "/healthz", "/ui/login"])
+async def test_head_answers_as_get_does_without_the_body(
+    client: httpx.AsyncClient, path: str
+) -> None:
+    got, head = await client.get(path), await client.head(path)
+    assert head.status_code == got.status_code == 200
+    assert head.headers["content-type"] == got.headers["content-type"]
+    assert head.headers["content-length"] == str(len(got.content))
+    assert head.content == b""
+    anonymous = await client.head("/v1/schedules", headers={"Authorization": ""})
+    assert anonymous.status_code == 401
 
 
 async def test_options_under_v1_needs_the_token_too(client: httpx.AsyncClient) -> None:
