@@ -101,3 +101,29 @@ async def test_an_answer_of_the_wrong_length_fails_the_batch_instead_of_hanging(
     coalescer = Coalescer(short, limit=10)
     with pytest.raises(RuntimeError, match="a batch of 2 was answered 1 times"):
         await asyncio.wait_for(asyncio.gather(coalescer.submit(1), coalescer.submit(2)), 5)
+
+
+async def test_with_a_linger_items_of_separate_turns_wait_for_each_other() -> None:
+    """The outcomes of one receive's calls come back a turn or a few milliseconds apart: within
+    the linger they go out as one call, where without it each would go alone."""
+    call = Recorder()
+    coalescer = Coalescer(call, limit=10, linger=0.05)
+    tasks = []
+    for item in range(4):
+        tasks.append(asyncio.create_task(coalescer.submit(item)))
+        await asyncio.sleep(0.005)
+
+    assert await asyncio.gather(*tasks) == [0, 2, 4, 6]
+    assert call.batches == [[0, 1, 2, 3]]
+
+
+async def test_a_full_batch_does_not_wait_out_the_linger() -> None:
+    call = Recorder()
+    coalescer = Coalescer(call, limit=3, linger=60.0)
+
+    results = await asyncio.wait_for(
+        asyncio.gather(*(coalescer.submit(item) for item in range(3))), timeout=5
+    )
+
+    assert results == [0, 2, 4]
+    assert call.batches == [[0, 1, 2]]

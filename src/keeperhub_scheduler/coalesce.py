@@ -1,11 +1,15 @@
 """Natural batching: single operations gathered into batch calls as load allows.
 
-No timers. An operation submitted when no call is out goes out at the end of the current turn of
-the event loop, together with whatever else was submitted in that turn (the deliveries of one
-receive start in one turn, so their claims go out as one statement). Operations submitted while
-calls are out wait for one of them to come back and then go out together, up to ``limit`` a
-call. An idle process adds no latency; a busy one makes fewer, fuller calls: one
-``DeleteMessageBatch`` instead of ten ``DeleteMessage``, one claim statement instead of ten.
+An operation submitted when no call is out goes out at the end of the current turn of the event
+loop, together with whatever else was submitted in that turn (the deliveries of one receive start
+in one turn, so their claims go out as one statement). Operations submitted while calls are out
+wait for one of them to come back and then go out together, up to ``limit`` a call. An idle
+process adds no latency; a busy one makes fewer, fuller calls: one ``DeleteMessageBatch`` instead
+of ten ``DeleteMessage``, one claim statement instead of ten.
+
+Operations that arrive one turn apart (the outcomes of one receive's calls, each answered in a
+turn of its own) would each go out alone while no call is out: with ``linger`` the first of them
+waits that long (or until ``limit`` have come) for the others.
 """
 
 from __future__ import annotations
@@ -25,25 +29,35 @@ class Coalescer(Generic[T, R]):
     """``submit(item)`` returns the item's result once the call that carried it answered; it
     raises the item's exception, or the call's own when the whole call failed."""
 
-    def __init__(self, call: BatchCall[T, R], *, limit: int, max_in_flight: int = 4) -> None:
+    def __init__(
+        self, call: BatchCall[T, R], *, limit: int, max_in_flight: int = 4, linger: float = 0.0
+    ) -> None:
         self._call = call
         self._limit = limit
         self._max_in_flight = max_in_flight
+        self._linger = linger
         self._pending: list[tuple[T, asyncio.Future[R]]] = []
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._flush_scheduled = False
+        self._flush_scheduled: asyncio.Handle | None = None
 
     async def submit(self, item: T) -> R:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[R] = loop.create_future()
         self._pending.append((item, future))
-        if not self._flush_scheduled:
-            self._flush_scheduled = True
-            loop.call_soon(self._flush)  # at the end of this turn, with its other submissions
+        if self._flush_scheduled is not None and len(self._pending) >= self._limit:
+            self._flush_scheduled.cancel()  # a full batch does not wait out the linger
+            self._flush()
+        elif self._flush_scheduled is None:
+            # At the end of this turn, with its other submissions (or after the linger).
+            self._flush_scheduled = (
+                loop.call_later(self._linger, self._flush)
+                if self._linger > 0
+                else loop.call_soon(self._flush)
+            )
         return await future
 
     def _flush(self) -> None:
-        self._flush_scheduled = False
+        self._flush_scheduled = None
         self._dispatch()
 
     def _dispatch(self) -> None:

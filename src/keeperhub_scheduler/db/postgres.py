@@ -67,6 +67,9 @@ from keeperhub_scheduler.runs import (
 
 CLAIMS_PER_STATEMENT = 10  # runs one claim statement takes at most
 OUTCOMES_PER_STATEMENT = 10  # final outcomes one record statement writes at most
+# How long a final outcome waits for others (the calls of one receive answer milliseconds
+# apart) so that they are written by one statement; the heartbeat holds the run meanwhile.
+OUTCOME_LINGER_SECONDS = 0.005
 
 # --- the dispatcher's claim ---------------------------------------------------------------------
 # Every run the claim writes has exactly these columns (see ``dispatcher.claim``).
@@ -147,7 +150,7 @@ class PostgresStore(RunStore):
         super().__init__(engine)
         self._claim_batches: dict[timedelta, Coalescer[RunRef, Any]] = {}
         self._final_batches: Coalescer[Outcome, bool] = Coalescer(
-            self._record_batch, limit=OUTCOMES_PER_STATEMENT
+            self._record_batch, limit=OUTCOMES_PER_STATEMENT, linger=OUTCOME_LINGER_SECONDS
         )
 
     def insert(self, table: Any) -> Any:

@@ -230,15 +230,27 @@ class DeliveryHandler:
 
     async def _execute(self, delivery: Delivery, run: ClaimedRun, received: float) -> None:
         """Call and record under a live lease and an invisible message (the heartbeat runs until
-        the outcome is written, however slow the call or the database); then settle."""
-        keepalive = asyncio.create_task(self._keep_alive(delivery, run, received))
+        the outcome is written, however slow the call or the database); then settle.
+
+        The heartbeat's task is started by a timer at the first beat, a third of the lease after
+        the receive: most runs are settled before then, and a timer costs less than a task."""
+        loop = asyncio.get_running_loop()
+        beating: list[asyncio.Task[None]] = []
+
+        def start_beating() -> None:
+            beating.append(asyncio.create_task(self._keep_alive(delivery, run)))
+
+        first_beat = received + self.policy.heartbeat_seconds - loop.time()
+        timer = loop.call_later(max(0.0, first_beat), start_beating)
         try:
             result = await self._call(run)
             settlement = await self._record_result(run, result)
         finally:
-            keepalive.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keepalive
+            timer.cancel()
+            for keepalive in beating:
+                keepalive.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await keepalive
         await self._settle_as(delivery, settlement)
 
     async def _call(self, run: ClaimedRun) -> CallResult:
@@ -303,20 +315,17 @@ class DeliveryHandler:
             )
         return recorded
 
-    async def _keep_alive(self, delivery: Delivery, run: ClaimedRun, received: float) -> None:
-        """Keep the lease live and the message invisible in short steps: a slow call is never
-        handed to a second executor while this one still beats, and a dead one's run is taken
-        over a step later (not a visibility timeout later). A failed beat just waits for the
-        next: each step outlasts three beats. The first beat counts from the receive, so it
-        comes well inside the shorter visibility a message is received with."""
-        loop = asyncio.get_running_loop()
-        wait = received + self.policy.heartbeat_seconds - loop.time()
+    async def _keep_alive(self, delivery: Delivery, run: ClaimedRun) -> None:
+        """Keep the lease live and the message invisible in short steps, from the first beat
+        on: a slow call is never handed to a second executor while this one still beats, and a
+        dead one's run is taken over a step later (not a visibility timeout later). A failed beat
+        just waits for the next: each step outlasts three beats. The first beat counts from the
+        receive, so it comes well inside the shorter visibility a message is received with."""
         while True:
-            await asyncio.sleep(max(0.0, wait))
             if await self._extend(delivery, run) is None:
                 log.warning("run was taken over during its call", extra={"run_id": run.run_id})
                 return
-            wait = self.policy.heartbeat_seconds
+            await asyncio.sleep(self.policy.heartbeat_seconds)
 
     async def _extend(self, delivery: Delivery, run: ClaimedRun) -> bool | None:
         """Extend the lease, then the visibility, each whether or not the other could be: in a

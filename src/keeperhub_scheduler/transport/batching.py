@@ -21,10 +21,10 @@ class Batcher:
     """``submit(entry)`` returns when the batch call that carried the entry answered for it, and
     raises ``TransportError`` when the call failed or SQS refused that entry."""
 
-    def __init__(self, call: BatchCall, *, max_in_flight: int = 4) -> None:
+    def __init__(self, call: BatchCall, *, max_in_flight: int = 4, linger: float = 0.0) -> None:
         self._call = call  # takes the entries (with their batch Ids), returns SQS's answer
         self._coalescer: Coalescer[dict[str, Any], None] = Coalescer(
-            self._send, limit=BATCH_LIMIT, max_in_flight=max_in_flight
+            self._send, limit=BATCH_LIMIT, max_in_flight=max_in_flight, linger=linger
         )
 
     async def submit(self, entry: dict[str, Any]) -> None:

@@ -23,6 +23,7 @@ from keeperhub_scheduler.transport.dlq import DeadLetterCopy, dead_letter_copy, 
 # read timeout (sized for 20 s long polls) times its retries, while occurrences come due.
 SEND_TIMEOUT_SECONDS = 10.0
 MAX_VISIBILITY_SECONDS = 43_200  # 12 hours, SQS's ceiling
+DELETE_LINGER_SECONDS = 0.005  # how long a delete waits for others to share its batch call
 
 
 @dataclass(frozen=True)
@@ -92,7 +93,10 @@ class SqsTransport:
         self._client: Any = None
         self._send_slots = asyncio.Semaphore(send_concurrency)
         # Deletes and visibility changes of many deliveries share batch calls (see batching).
-        self._deletes = Batcher(self._batch_call("delete_message_batch"))
+        # Deletes follow outcomes, which arrive milliseconds apart: a moment's wait fills a batch.
+        self._deletes = Batcher(
+            self._batch_call("delete_message_batch"), linger=DELETE_LINGER_SECONDS
+        )
         self._visibility = Batcher(self._batch_call("change_message_visibility_batch"))
         self._send_timeout = send_timeout
 
