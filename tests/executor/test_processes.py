@@ -196,11 +196,9 @@ async def test_runs_a_killed_executor_received_but_never_called_are_taken_over_w
     rows are locked meanwhile). The queue's visibility timeout is 30 s, but messages are received
     for half the 2-second hand-off only: the second executor calls every run, once, long before
     30 s."""
-    schedule = await add_schedule(engine)
-    run_ids = await add_runs(engine, schedule, 5)
-    await relay(engine, transport)
+    run_ids = await _five_runs_on_the_queue(engine, transport)
     with psycopg.connect(database_url) as blocker:
-        blocker.execute("SELECT id FROM schedule_runs WHERE id = ANY(%s) FOR UPDATE", (run_ids,))
+        _lock_rows(blocker, run_ids)
         first = executors_30s.start()
 
         async def all_received() -> bool:
@@ -226,18 +224,16 @@ async def test_copies_received_while_a_slow_claim_waits_still_call_each_run_once
     standin_process: StandInProcess,
     executors_30s: Executors,
 ) -> None:
-    """A message is received for one second only; the first claim of these five runs waits much
-    longer on their locked rows, so their messages reappear and are received again (by the
-    other executor or another receive loop) and claimed a second time. The claim decides: each run
-    is called once, and the copies are dropped once it has finished."""
-    schedule = await add_schedule(engine)
-    run_ids = await add_runs(engine, schedule, 5)
-    await relay(engine, transport)
+    """A message is received for one second only; the first executor's claim of these five runs
+    waits much longer on their locked rows, so their messages reappear, and the second executor
+    receives them and claims them too. The claim decides: each run is called once, and the copies
+    are dropped once it has finished."""
+    run_ids = await _five_runs_on_the_queue(engine, transport)
     with (
         psycopg.connect(database_url) as blocker,
         psycopg.connect(database_url, autocommit=True) as observer,
     ):
-        blocker.execute("SELECT id FROM schedule_runs WHERE id = ANY(%s) FOR UPDATE", (run_ids,))
+        _lock_rows(blocker, run_ids)
         executors_30s.start()
 
         async def all_received_and_claiming() -> bool:
@@ -258,6 +254,18 @@ async def test_copies_received_while_a_slow_claim_waits_still_call_each_run_once
     assert {run["status"] for run in runs.values()} == {"succeeded"}
     assert calls_per_execution(standin_process) == dict.fromkeys(run_ids, 1)
     await wait_until(lambda: _counts_are(queue, (0, 0)), 30, "every copy to be dropped")
+
+
+async def _five_runs_on_the_queue(engine: AsyncEngine, transport: SqsTransport) -> list[str]:
+    schedule = await add_schedule(engine)
+    run_ids = await add_runs(engine, schedule, 5)
+    await relay(engine, transport)
+    return run_ids
+
+
+def _lock_rows(blocker: psycopg.Connection[tuple[str]], run_ids: list[str]) -> None:
+    """Hold the runs' rows, as a slow transaction would: every claim of them waits."""
+    blocker.execute("SELECT id FROM schedule_runs WHERE id = ANY(%s) FOR UPDATE", (run_ids,))
 
 
 def _claims_waiting(connection: psycopg.Connection[tuple[int]]) -> int:
