@@ -55,7 +55,9 @@ def create_engine(
 
 def _mark_our_sessions(dbapi_connection: Any, _record: Any) -> None:
     cursor = dbapi_connection.cursor()
-    cursor.execute(f"SET {WRITER_SETTING} = 'on'")
+    # Our sessions speak UTC whatever the server's default: psycopg then hands back instants
+    # already in ``datetime.UTC``, which the claim reads without converting each one.
+    cursor.execute(f"SET {WRITER_SETTING} = 'on'; SET TimeZone = 'UTC'")
     cursor.close()
     dbapi_connection.commit()
 

@@ -1,9 +1,7 @@
 """PostgreSQL's statements of the run store: the hot paths, each one round trip for a batch.
 
-* The claim's writes (``insert_runs``, ``advance_schedules``): the values travel as one array per
-  column and ``unnest`` turns them back into rows: one round trip and one plan for a batch of any
-  size, where an ``executemany`` would pay one statement per row.
-* The relay's ``mark_enqueued`` and ``release``: the ids as one binary array.
+* The dispatcher's claim and relay: the SQL text of ``postgres_sql``, handed to the driver (the
+  due rows read into tuples without SQLAlchemy's rows, the writes as one array per column).
 * The executor's ``claim``: one autocommitted UPDATE with the flags joined in and the clock read
   from ``now()``; the claims of concurrent deliveries (the ten of one receive, say) go out as one
   such statement over arrays of run ids (see ``coalesce``). Runs of schedules whose overlap policy
@@ -21,8 +19,8 @@ The statements the hot paths run are built once, at import: the hot path only bi
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -44,9 +42,12 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler.coalesce import Coalescer
+from keeperhub_scheduler.db import postgres_sql as sql
 from keeperhub_scheduler.db.engine import executor_log, once_more_if_disconnected
 from keeperhub_scheduler.db.listen import DueListener
+from keeperhub_scheduler.db.new_runs import NewRuns
 from keeperhub_scheduler.db.statements import (
+    DueSchedule,
     claim_statement,
     claimed_run,
     held_by,
@@ -71,76 +72,13 @@ OUTCOMES_PER_STATEMENT = 10  # final outcomes one record statement writes at mos
 # apart) so that they are written by one statement; the heartbeat holds the run meanwhile.
 OUTCOME_LINGER_SECONDS = 0.005
 
-# --- the dispatcher's claim ---------------------------------------------------------------------
-# Every run the claim writes has exactly these columns (see ``dispatcher.claim``).
-RUN_COLUMNS: dict[str, str] = {
-    "id": "text",
-    "schedule_id": "text",
-    "workflow_id": "text",
-    "kind": "text",
-    "scheduled_for": "timestamptz",
-    "scheduled_until": "timestamptz",
-    "occurrences": "integer",
-    "due_at": "timestamptz",
-    "status": "text",
-    "skip_reason": "text",
-    "created_at": "timestamptz",
-    "finished_at": "timestamptz",
-    "relay_lease_until": "timestamptz",
-}
-
-# Every schedule the claim advances has exactly these values (see ``dispatcher.claim``).
-ADVANCE_COLUMNS: dict[str, str] = {
-    "b_id": "text",
-    "b_next_run_at": "timestamptz",
-    "b_decided_through": "timestamptz",
-    "b_plan_key": "text",
-    "b_last_fired": "timestamptz",
-    "b_pause_ended": "boolean",
-}
-
-
-def _unnest(columns: dict[str, str]) -> str:
-    # %(name)b: psycopg sends the list as a binary array, many times cheaper to build than text.
-    return ", ".join(f"CAST(%({name})b AS {kind}[])" for name, kind in columns.items())
-
-
-# The f-strings below only splice in the column constants above, never a value (hence the noqa).
-_INSERT_RUNS = (
-    f"INSERT INTO schedule_runs ({', '.join(RUN_COLUMNS)})"  # noqa: S608
-    f" SELECT * FROM unnest({_unnest(RUN_COLUMNS)})"
-    " ON CONFLICT (schedule_id, scheduled_for) DO NOTHING RETURNING id"
-)
-
-# No read-modify-write on any column: a concurrent writer's change to another column survives.
-_ADVANCE = (
-    "UPDATE workflow_schedules AS s SET"  # noqa: S608
-    " next_run_at = v.b_next_run_at,"
-    " decided_through = v.b_decided_through,"
-    " plan_key = v.b_plan_key,"
-    " last_run_at = coalesce(v.b_last_fired, s.last_run_at),"
-    " paused_at = CASE WHEN v.b_pause_ended THEN NULL ELSE s.paused_at END,"
-    " paused_until = CASE WHEN v.b_pause_ended THEN NULL ELSE s.paused_until END,"
-    " paused_note = CASE WHEN v.b_pause_ended THEN NULL ELSE s.paused_note END"
-    f" FROM unnest({_unnest(ADVANCE_COLUMNS)}) AS v({', '.join(ADVANCE_COLUMNS)})"
-    " WHERE s.id = v.b_id"
-)
-
-# --- the relay ----------------------------------------------------------------------------------
-_MARK_ENQUEUED = f"""
-UPDATE schedule_runs SET status = '{RunStatus.ENQUEUED}', enqueued_at = now(),
-  relay_lease_until = NULL
-WHERE id = ANY(%(ids)b) AND status = '{RunStatus.PENDING}'
-RETURNING extract(epoch FROM enqueued_at - scheduled_for)::float8
-"""  # noqa: S608 (the statuses are the vocabulary's constants)
-_RELEASE = f"""
-UPDATE schedule_runs SET relay_lease_until = NULL
-WHERE id = ANY(%(ids)b) AND status = '{RunStatus.PENDING}'
-"""  # noqa: S608
-
 
 def _columns(rows: Sequence[dict[str, Any]], names: dict[str, str]) -> dict[str, list[Any]]:
     return {name: [row[name] for row in rows] for name in names}
+
+
+def _due_schedules(_cursor: Any) -> Callable[[Sequence[Any]], DueSchedule]:
+    return DueSchedule._make
 
 
 class PostgresStore(RunStore):
@@ -160,33 +98,56 @@ class PostgresStore(RunStore):
         return DueListener(libpq_url(self.engine.url.render_as_string(hide_password=False)))
 
     # --- the dispatcher's claim -----------------------------------------------------------
-    async def insert_runs(
-        self, connection: AsyncConnection, runs: Sequence[dict[str, Any]]
-    ) -> set[str]:
-        if not runs:
-            return set()
-        result = await connection.exec_driver_sql(_INSERT_RUNS, _columns(runs, RUN_COLUMNS))
-        return {row[0] for row in result.all()}
+    async def lock_due(
+        self, connection: AsyncConnection, now: datetime, limit: int
+    ) -> list[DueSchedule]:
+        # Straight from the driver into tuples: SQLAlchemy's rows cost more per field read than
+        # deciding the schedule (our sessions speak UTC, so the instants need no converting).
+        driver = (await connection.get_raw_connection()).driver_connection
+        assert driver is not None  # a connection checked out for this transaction
+        async with driver.cursor(row_factory=_due_schedules) as cursor:
+            await cursor.execute(sql.LOCK_DUE, {"now": now, "limit": limit})
+            rows: list[DueSchedule] = await cursor.fetchall()
+            return rows
+
+    async def insert_runs(self, connection: AsyncConnection, runs: NewRuns) -> set[str]:
+        inserted: set[str] = set()
+        if runs.ids:
+            fires = {
+                "id": runs.ids,
+                "schedule_id": runs.schedule_ids,
+                "workflow_id": runs.workflow_ids,
+                "scheduled_for": runs.scheduled_for,
+                "due_at": runs.due_at,
+                "created_at": runs.created_at,
+                "relay_lease_until": runs.relay_lease_until,
+            }
+            result = await connection.exec_driver_sql(sql.INSERT_FIRES, fires)
+            inserted = set(result.scalars())
+        if runs.skips:
+            columns = _columns(runs.skips, sql.RUN_COLUMNS)
+            await connection.exec_driver_sql(sql.INSERT_RUNS, columns)
+        return inserted
 
     async def advance_schedules(
         self, connection: AsyncConnection, advances: Sequence[dict[str, Any]]
     ) -> None:
         if advances:
-            await connection.exec_driver_sql(_ADVANCE, _columns(advances, ADVANCE_COLUMNS))
+            await connection.exec_driver_sql(sql.ADVANCE, _columns(advances, sql.ADVANCE_COLUMNS))
 
     # --- the relay ------------------------------------------------------------------------
     async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
         if not run_ids:
             return []
         async with self.engine.begin() as connection:
-            result = await connection.exec_driver_sql(_MARK_ENQUEUED, {"ids": list(run_ids)})
+            result = await connection.exec_driver_sql(sql.MARK_ENQUEUED, {"ids": list(run_ids)})
             # The lag as one float per run: parsing two timestamps per run cost more CPU here.
             return list(result.scalars())
 
     async def release(self, run_ids: Sequence[str]) -> None:
         if run_ids:
             async with self.engine.begin() as connection:
-                await connection.exec_driver_sql(_RELEASE, {"ids": list(run_ids)})
+                await connection.exec_driver_sql(sql.RELEASE, {"ids": list(run_ids)})
 
     # --- the executor's claim -------------------------------------------------------------
     async def claim(self, run: RunRef, lease: timedelta) -> ClaimedRun | Skipped | Refusal:

@@ -18,6 +18,7 @@ from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.new_runs import NewRuns
 from keeperhub_scheduler.db.statements import (
     FLAGS,
     claim_statement,
@@ -55,14 +56,12 @@ class SqliteStore(RunStore):
         return sqlite.insert(table)
 
     # --- the dispatcher's claim -----------------------------------------------------------
-    async def insert_runs(
-        self, connection: AsyncConnection, runs: Sequence[dict[str, Any]]
-    ) -> set[str]:
+    async def insert_runs(self, connection: AsyncConnection, runs: NewRuns) -> set[str]:
         if runs:
             statement = sqlite.insert(schedule_runs).on_conflict_do_nothing(
                 index_elements=[schedule_runs.c.schedule_id, schedule_runs.c.scheduled_for]
             )
-            await connection.execute(statement, list(runs))
+            await connection.execute(statement, runs.rows())
         return set()
 
     async def advance_schedules(

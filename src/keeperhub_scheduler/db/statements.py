@@ -4,7 +4,7 @@ written once, and the statements that are the same on PostgreSQL and SQLite."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, update
 
@@ -90,24 +90,40 @@ def held_by(run_id: Any, attempt: Any) -> ColumnElement[bool]:
 
 
 # --- statements both dialects build from ------------------------------------------------------
-# Only what deciding needs: a narrow row is cheaper to fetch and convert, batch after batch.
-_DUE_COLUMNS = tuple(
-    workflow_schedules.c[name]
-    for name in (
-        "id", "workflow_id", "cron_expression", "timezone", "interval_seconds", "anchor_at",
-        "start_at", "end_at", "jitter_seconds", "misfire_policy", "catchup_window_seconds",
-        "max_catchup_runs", "paused_at", "paused_until", "decided_through", "plan_key",
-        "updated_at",
-    )
-)  # fmt: skip
+class DueSchedule(NamedTuple):
+    """A due schedule as the claim reads it: only what deciding needs (a narrow row is cheaper to
+    fetch and convert, batch after batch), and a plain tuple, whose fields are read cheaply."""
+
+    id: str
+    workflow_id: str
+    cron_expression: str | None
+    timezone: str
+    interval_seconds: int | None
+    anchor_at: datetime | None
+    start_at: datetime | None
+    end_at: datetime | None
+    jitter_seconds: int
+    misfire_policy: str
+    catchup_window_seconds: int
+    max_catchup_runs: int
+    paused_at: datetime | None
+    paused_until: datetime | None
+    decided_through: datetime | None
+    plan_key: str | None
+    updated_at: datetime | None
+    workflow_enabled: bool | None  # None: the workflow row is gone
 
 
-def due_statement(now: datetime, batch_size: int) -> Select[Any]:
+_DUE_COLUMNS = tuple(workflow_schedules.c[name] for name in DueSchedule._fields[:-1])
+
+
+def due_statement(now: Any, batch_size: Any) -> Select[Any]:
     """The claim's query: the earliest due schedules, by the due index, skipping locked ones.
 
     The schedules are picked and locked in a subquery of their own, so the plan is a walk of
     ``ix_workflow_schedules_due`` that stops after ``batch_size`` rows; each one's workflow is then
     looked up by key. Written as a join, the planner may hash all of ``workflows`` instead.
+    ``now`` and ``batch_size`` are values or bind parameters; the columns are ``DueSchedule``'s.
     """
     schedules = workflow_schedules.c
     due = (

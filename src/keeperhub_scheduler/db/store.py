@@ -25,7 +25,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from keeperhub_scheduler import cron
 from keeperhub_scheduler.db.engine import database_now, once_more_if_disconnected
+from keeperhub_scheduler.db.new_runs import NewRuns
 from keeperhub_scheduler.db.statements import (
+    DueSchedule,
     can_be_relayed,
     claimed_run,
     due_statement,
@@ -109,9 +111,12 @@ class RunStore(ABC):
         return None
 
     # --- the dispatcher's claim, inside its transaction ------------------------------------
-    async def lock_due(self, connection: AsyncConnection, now: datetime, limit: int) -> list[Any]:
+    async def lock_due(
+        self, connection: AsyncConnection, now: datetime, limit: int
+    ) -> list[DueSchedule]:
         """Up to ``limit`` due, enabled schedules, locked; those other dispatchers hold skipped."""
-        return list((await connection.execute(due_statement(now, limit))).all())
+        result = await connection.execute(due_statement(now, limit))
+        return [DueSchedule._make(row) for row in result]
 
     async def park_invalid(
         self, connection: AsyncConnection, schedule_id: str, problem: str, now: datetime
@@ -155,11 +160,9 @@ class RunStore(ABC):
         return bool((await connection.execute(statement)).rowcount)
 
     @abstractmethod
-    async def insert_runs(
-        self, connection: AsyncConnection, runs: Sequence[dict[str, Any]]
-    ) -> set[str]:
+    async def insert_runs(self, connection: AsyncConnection, runs: NewRuns) -> set[str]:
         """Create the decided runs (pending or skipped); one that exists for its occurrence is
-        left alone (the dedup). The ids inserted, when ``knows_inserted``; else an empty set."""
+        left alone (the dedup). The fires inserted, when ``knows_inserted``; else an empty set."""
 
     @abstractmethod
     async def advance_schedules(

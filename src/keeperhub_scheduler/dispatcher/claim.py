@@ -23,10 +23,12 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.new_runs import NewRuns
+from keeperhub_scheduler.db.statements import DueSchedule
 from keeperhub_scheduler.db.store import RunStore
 from keeperhub_scheduler.dispatcher.decide import Decision, ScheduleState, decide
 from keeperhub_scheduler.errors import InvalidScheduleError
-from keeperhub_scheduler.runs import RunKind, RunRef, RunStatus, new_run_id
+from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.timing import Timing, cached_timing_of_row
 
@@ -110,7 +112,7 @@ async def claim_batch(
         lease_until = None
     rows = await store.lock_due(connection, now, batch_size)
     result = ClaimResult(schedules=len(rows))
-    run_values: list[dict[str, Any]] = []
+    runs = NewRuns(created_at=now, relay_lease_until=lease_until)
     schedule_values: list[dict[str, Any]] = []
     for row in rows:
         try:
@@ -128,28 +130,22 @@ async def claim_batch(
             continue
         key = timing.plan_key(row.jitter_seconds)
         decision = decide(_state(row, timing, key, now), now, grace)
-        run_values += await _runs_of(store, connection, row, decision, now, lease_until)
+        for fire in decision.fires:
+            runs.fire(row.id, row.workflow_id, fire.scheduled_for, fire.due_at)
+        if decision.skips:
+            await _skips_of(store, connection, row, decision, runs)
         schedule_values.append(_advance(row, key, decision))
         result.fired += len(decision.fires)
         for skip in decision.skips:
             result.skipped[skip.reason] += skip.count or 1
-    inserted = await store.insert_runs(connection, run_values)
+    inserted = await store.insert_runs(connection, runs)
     await store.advance_schedules(connection, schedule_values)
     if lease_until is not None:
-        result.runs = [
-            RunRef(
-                run_id=run["id"],
-                workflow_id=run["workflow_id"],
-                schedule_id=run["schedule_id"],
-                scheduled_for=run["scheduled_for"],
-            )
-            for run in run_values
-            if run["status"] == RunStatus.PENDING and run["id"] in inserted
-        ]
+        result.runs = runs.pending(inserted)
     return result
 
 
-def _state(row: Any, timing: Timing, key: str, now: datetime) -> ScheduleState:
+def _state(row: DueSchedule, timing: Timing, key: str, now: datetime) -> ScheduleState:
     cursor = row.decided_through
     if row.plan_key is not None and row.plan_key != key:
         # Timing changed under a stale key by a writer that bypassed the trigger: only
@@ -172,18 +168,13 @@ def _state(row: Any, timing: Timing, key: str, now: datetime) -> ScheduleState:
     )
 
 
-async def _runs_of(
+async def _skips_of(
     store: RunStore,
     connection: AsyncConnection,
-    row: Any,
+    row: DueSchedule,
     decision: Decision,
-    now: datetime,
-    lease_until: datetime | None,
-) -> list[dict[str, Any]]:
-    values = [
-        _run(row, fire.scheduled_for, fire.due_at, now, RunStatus.PENDING, lease_until)
-        for fire in decision.fires
-    ]
+    runs: NewRuns,
+) -> None:
     for index, skip in enumerate(decision.skips):
         first_decided = index == 0 and not (
             decision.fires and decision.fires[0].scheduled_for < skip.first
@@ -204,44 +195,18 @@ async def _runs_of(
             )
         ):
             continue
-        values.append(
-            _run(row, skip.first, skip.due_at, now, status=RunStatus.SKIPPED)
-            | {
-                "scheduled_until": skip.last,
-                "occurrences": skip.count,
-                "skip_reason": skip.reason,
-                "finished_at": now,
-            }
+        runs.skip(
+            row.id,
+            row.workflow_id,
+            first=skip.first,
+            last=skip.last,
+            count=skip.count,
+            reason=skip.reason,
+            due_at=skip.due_at,
         )
-    return values
 
 
-def _run(
-    row: Any,
-    scheduled_for: datetime,
-    due_at: datetime,
-    now: datetime,
-    status: RunStatus,
-    lease_until: datetime | None = None,
-) -> dict[str, Any]:
-    return {
-        "id": new_run_id(),
-        "schedule_id": row.id,
-        "workflow_id": row.workflow_id,
-        "kind": RunKind.SCHEDULE,
-        "scheduled_for": scheduled_for,
-        "scheduled_until": None,
-        "occurrences": 1,
-        "due_at": due_at,
-        "status": status,
-        "skip_reason": None,
-        "created_at": now,
-        "finished_at": None,
-        "relay_lease_until": lease_until,
-    }
-
-
-def _advance(row: Any, key: str, decision: Decision) -> dict[str, Any]:
+def _advance(row: DueSchedule, key: str, decision: Decision) -> dict[str, Any]:
     last_fired = decision.fires[-1].scheduled_for if decision.fires else None
     return {
         "b_id": row.id,
