@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from keeperhub_scheduler.runs import RunRef
 from keeperhub_scheduler.transport.messages import (
@@ -52,6 +54,33 @@ def test_encode_writes_the_contract_body_and_attributes() -> None:
         "Signature": sign(body, KEY),
     }
     assert attributes["Signature"].startswith("v1=")
+
+
+# Ids KeeperHub never writes (quotes, backslashes, control characters, astral code points) are
+# still escaped exactly as the JSON encoder escapes them: the body is what json.dumps writes.
+@given(
+    workflow_id=st.text(max_size=40),
+    schedule_id=st.text(max_size=40),
+    run_id=st.text(max_size=40),
+    scheduled_for=st.datetimes(timezones=st.just(UTC)),
+)
+def test_the_body_is_what_json_dumps_writes(
+    workflow_id: str, schedule_id: str, run_id: str, scheduled_for: datetime
+) -> None:
+    run = RunRef(
+        run_id=run_id, workflow_id=workflow_id, schedule_id=schedule_id, scheduled_for=scheduled_for
+    )
+    legacy = LegacyMessage(
+        workflow_id=workflow_id, schedule_id=schedule_id, scheduled_for=scheduled_for
+    )
+    payload = {
+        "workflowId": workflow_id,
+        "scheduleId": schedule_id,
+        "triggerTime": format_instant(scheduled_for),
+        "triggerType": "schedule",
+    }
+    assert encode(legacy, None)[0] == json.dumps(payload, separators=(",", ":"))
+    assert encode(run, None)[0] == json.dumps(payload | {"runId": run_id}, separators=(",", ":"))
 
 
 def test_a_signed_message_decodes_to_what_was_encoded() -> None:

@@ -17,6 +17,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from functools import lru_cache
+from json.encoder import encode_basestring_ascii as _quoted
 from typing import Any
 
 from keeperhub_scheduler.errors import SchedulerError
@@ -75,19 +76,25 @@ def encode(
     message: RunRef | LegacyMessage, signing_key: bytes | None
 ) -> tuple[str, dict[str, str]]:
     """The body and the message attributes to send."""
-    payload: dict[str, str] = {
-        "workflowId": message.workflow_id,
-        "scheduleId": message.schedule_id,
-        "triggerTime": format_instant(message.scheduled_for),
-        "triggerType": TRIGGER_TYPE,
-    }
-    if isinstance(message, RunRef):
-        payload["runId"] = message.run_id
-    body = json.dumps(payload, separators=(",", ":"))
+    body = _body(message)
     attributes = {"TriggerType": TRIGGER_TYPE, "WorkflowId": message.workflow_id}
     if signing_key:
         attributes["Signature"] = sign(body, signing_key)
     return body, attributes
+
+
+def _body(message: RunRef | LegacyMessage) -> str:
+    """The body as ``json.dumps(payload, separators=(",", ":"))`` writes it (a test holds the two
+    equal), joined by hand: the dispatcher writes thousands a second, and walking a dict through
+    the encoder cost as much as the rest of the message. Each string is escaped by the encoder's
+    own function."""
+    body = (
+        f'{{"workflowId":{_quoted(message.workflow_id)},"scheduleId":{_quoted(message.schedule_id)}'
+        f',"triggerTime":{_quoted(format_instant(message.scheduled_for))},"triggerType":"{TRIGGER_TYPE}"'
+    )
+    if isinstance(message, RunRef):
+        return f'{body},"runId":{_quoted(message.run_id)}}}'
+    return body + "}"
 
 
 def sign(body: str, signing_key: bytes) -> str:
