@@ -52,6 +52,7 @@ from keeperhub_scheduler.db.statements import (
     claimed_run,
     held_by,
     outcome_values,
+    run_ref,
     schedule_outcome_values,
     switched_off,
 )
@@ -143,6 +144,20 @@ class PostgresStore(RunStore):
             result = await connection.exec_driver_sql(sql.MARK_ENQUEUED, {"ids": list(run_ids)})
             # The lag as one float per run: parsing two timestamps per run cost more CPU here.
             return list(result.scalars())
+
+    async def lease_pending(self, limit: int, lease: timedelta) -> list[RunRef]:
+        async with self.engine.begin() as connection:
+            parameters = sql.LEASE_PENDING_PARAMETERS | {"limit": limit, "lease": lease}
+            result = await connection.exec_driver_sql(sql.LEASE_PENDING, parameters)
+            return [run_ref(row) for row in result]
+
+    async def count_pending(self) -> tuple[int, int]:
+        async with self.engine.connect() as connection:
+            result = await connection.exec_driver_sql(
+                sql.COUNT_PENDING, sql.COUNT_PENDING_PARAMETERS
+            )
+            counts: Any = result.one()
+        return int(counts[0]), int(counts[1])
 
     async def release(self, run_ids: Sequence[str]) -> None:
         if run_ids:

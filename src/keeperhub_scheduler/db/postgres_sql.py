@@ -10,7 +10,8 @@ work: the text is built once, at import, and ``PostgresStore`` hands it to the d
   batch of any size, where an ``executemany`` would pay one statement per row. A fire's columns
   that are the same for the whole batch (its kind, status, creation time and relay lease) travel
   once, as scalars.
-* ``MARK_ENQUEUED``, ``RELEASE``: the relay's, the ids as one binary array.
+* ``MARK_ENQUEUED``, ``RELEASE``: the relay's, the ids as one binary array; ``LEASE_PENDING``
+  and ``COUNT_PENDING``, its leftover feed and the pass's outbox count.
 
 The f-strings below only splice in the column constants and the vocabulary's statuses, never a
 value (hence the noqa).
@@ -18,15 +19,41 @@ value (hence the noqa).
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam
+from typing import Any
+
+from sqlalchemy import Interval, bindparam, func
 from sqlalchemy.dialects import postgresql
 
-from keeperhub_scheduler.db.statements import due_statement
+from keeperhub_scheduler.db.statements import (
+    count_pending_statement,
+    due_statement,
+    lease_pending_statement,
+)
 from keeperhub_scheduler.runs import RunKind, RunStatus
 
-LOCK_DUE = str(
-    due_statement(bindparam("now"), bindparam("limit")).compile(dialect=postgresql.dialect())  # type: ignore[no-untyped-call]
+_DIALECT = postgresql.dialect()  # type: ignore[no-untyped-call]
+
+
+def _compiled(statement: Any) -> tuple[str, dict[str, Any]]:
+    """The statement's SQL, and the values of the parameters it bound itself (the statuses)."""
+    compiled = statement.compile(dialect=_DIALECT)
+    return str(compiled), {
+        name: value for name, value in compiled.params.items() if value is not None
+    }
+
+
+LOCK_DUE, _ = _compiled(due_statement(bindparam("now"), bindparam("limit")))
+
+# The relay's leftover feed and the pass's outbox count, with the database's clock: no round
+# trip to read it first, and nothing for SQLAlchemy to build twice a pass. Executed with their
+# ``..._PARAMETERS``, and for the feed ``limit`` and ``lease`` (a timedelta).
+LEASE_PENDING, LEASE_PENDING_PARAMETERS = _compiled(
+    lease_pending_statement(
+        func.now(), bindparam("limit"), func.now() + bindparam("lease", type_=Interval)
+    )
 )
+COUNT_PENDING, COUNT_PENDING_PARAMETERS = _compiled(count_pending_statement(func.now()))
+
 
 # A fire's columns that differ from run to run (see ``new_runs.NewRuns``).
 FIRE_COLUMNS: dict[str, str] = {

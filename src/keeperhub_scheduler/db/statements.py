@@ -35,6 +35,32 @@ def can_be_relayed(now: Any) -> ColumnElement[bool]:
     return and_(runs.status == RunStatus.PENDING, runs.due_at <= now, relay_lease_free(now))
 
 
+def lease_pending_statement(now: Any, limit: Any, lease_until: Any) -> Any:
+    """Lease up to ``limit`` runs the relay may send, oldest due first; returns their refs.
+    Of values or bind parameters (PostgreSQL's is compiled once, with ``now()``)."""
+    runs = schedule_runs.c
+    claimable = (
+        select(runs.id)
+        .where(can_be_relayed(now))
+        .order_by(runs.due_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return (
+        update(schedule_runs)
+        .where(runs.id.in_(claimable.scalar_subquery()))
+        .values(relay_lease_until=lease_until)
+        .returning(runs.id, runs.schedule_id, runs.workflow_id, runs.scheduled_for)
+    )
+
+
+def count_pending_statement(now: Any) -> Select[int, int]:
+    """(all pending runs, those the relay may lease at ``now``)."""
+    return select(func.count(), func.count().filter(can_be_relayed(now))).where(
+        schedule_runs.c.status == RunStatus.PENDING
+    )
+
+
 def lease_lapsed(now: Any) -> ColumnElement[bool]:
     """Running under a lease that has ended: its executor died or lost the database."""
     runs = schedule_runs.c

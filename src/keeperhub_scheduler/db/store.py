@@ -28,10 +28,11 @@ from keeperhub_scheduler.db.engine import database_now, once_more_if_disconnecte
 from keeperhub_scheduler.db.new_runs import NewRuns
 from keeperhub_scheduler.db.statements import (
     DueSchedule,
-    can_be_relayed,
     claimed_run,
+    count_pending_statement,
     due_statement,
     in_flight,
+    lease_pending_statement,
     lost_message,
     ready_to_receive,
     run_ref,
@@ -173,22 +174,9 @@ class RunStore(ABC):
     # --- the relay ------------------------------------------------------------------------
     async def lease_pending(self, limit: int, lease: timedelta) -> list[RunRef]:
         """Lease up to ``limit`` pending, due runs that nobody holds a live lease on."""
-        runs = schedule_runs.c
         async with self.engine.begin() as connection:
             now = await database_now(connection)
-            claimable = (
-                select(runs.id)
-                .where(can_be_relayed(now))
-                .order_by(runs.due_at)
-                .limit(limit)
-                .with_for_update(skip_locked=True)
-            )
-            statement = (
-                update(schedule_runs)
-                .where(runs.id.in_(claimable.scalar_subquery()))
-                .values(relay_lease_until=now + lease)
-                .returning(runs.id, runs.schedule_id, runs.workflow_id, runs.scheduled_for)
-            )
+            statement = lease_pending_statement(now, limit, now + lease)
             rows = (await connection.execute(statement)).all()
         return [run_ref(row) for row in rows]
 
@@ -221,9 +209,7 @@ class RunStore(ABC):
         """(all pending runs, those the relay may lease now): the outbox, and what is left of it."""
         async with self.engine.connect() as connection:
             now = await database_now(connection)
-            statement = select(func.count(), func.count().filter(can_be_relayed(now))).where(
-                schedule_runs.c.status == RunStatus.PENDING
-            )
+            statement = count_pending_statement(now)
             total, claimable = (await connection.execute(statement)).one()
         return int(total), int(claimable)
 
