@@ -52,9 +52,7 @@ async def test_the_due_rows_the_claim_reads_are_utc_instants(database_url: str) 
     engine = create_engine(database_url, pool_size=1)
     try:
         async with engine.begin() as connection:
-            [row] = await store_for(engine).lock_due(
-                connection, await database_now(connection), 10
-            )
+            [row] = await store_for(engine).lock_due(connection, await database_now(connection), 10)
             await connection.rollback()
     finally:
         await engine.dispose()
