@@ -33,8 +33,7 @@ def set_server_zone(url: str) -> None:
         name = connection.execute("SELECT current_database() AS name").fetchone()
         assert name is not None
         connection.execute(f"ALTER DATABASE \"{name['name']}\" SET timezone = '{ZONE}'")
-        # A plain session (KeeperHub's, psql's) now reads instants in that zone.
-        assert connection.execute("SHOW timezone").fetchone() is not None
+    # A new plain session (KeeperHub's, psql's) now reads instants in that zone.
     with connect(url) as connection:
         assert connection.execute("SHOW timezone").fetchone() == {"TimeZone": ZONE}
 
