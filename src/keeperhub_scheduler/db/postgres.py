@@ -12,8 +12,9 @@
   out as one such statement over arrays, locking their schedules in id order (two batches never
   wait on each other's schedules crosswise).
 
-The statements the hot paths run are built once, at import: the hot path only binds parameters
-(building and keying a statement per call cost more CPU than running it).
+The statements the hot paths run are SQL text from ``postgres_sql``, built once at import and
+handed to the driver: the hot path only binds parameters (building, keying and processing a
+statement through SQLAlchemy per call cost more CPU than running it).
 """
 
 from __future__ import annotations
@@ -25,19 +26,10 @@ from functools import partial
 from typing import Any
 
 from sqlalchemy import (
-    BigInteger,
-    Integer,
-    Interval,
-    Text,
-    bindparam,
-    case,
-    cast,
     func,
-    select,
     update,
 )
 from sqlalchemy.dialects import postgresql
-from sqlalchemy.dialects.postgresql import ARRAY, distinct_on
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -51,20 +43,16 @@ from keeperhub_scheduler.db.statements import (
     claim_statement,
     claimed_run,
     held_by,
-    outcome_values,
     run_ref,
-    schedule_outcome_values,
     switched_off,
 )
 from keeperhub_scheduler.db.store import Outcome, Refusal, RunStore, Skipped
-from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules
+from keeperhub_scheduler.db.tables import schedule_runs
 from keeperhub_scheduler.db.urls import libpq_url
 from keeperhub_scheduler.runs import (
     FINAL_OUTCOMES,
     ClaimedRun,
-    LastStatus,
     RunRef,
-    RunStatus,
 )
 
 CLAIMS_PER_STATEMENT = 10  # runs one claim statement takes at most
@@ -196,7 +184,7 @@ class PostgresStore(RunStore):
     async def _claim_batch(self, lease: timedelta, batch: list[RunRef]) -> list[Any]:
         """One row per run: the claimed run with its flags, or None (not claimed here)."""
         run_ids = [run.run_id for run in batch]
-        parameters = {
+        parameters = sql.CLAIM_BATCH_PARAMETERS | {
             "b_run_ids": run_ids,
             "b_workflow_ids": [run.workflow_id for run in batch],
             "b_schedule_ids": [run.schedule_id for run in batch],
@@ -206,7 +194,7 @@ class PostgresStore(RunStore):
         async def execute() -> list[Any]:
             async with self.engine.connect() as connection:
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
-                return list(await connection.execute(_BATCH_CLAIM, parameters))
+                return list(await connection.exec_driver_sql(sql.CLAIM_BATCH, parameters))
 
         rows = {row.id: row for row in await once_more_if_disconnected(execute)}
         # A run named twice in one batch (a duplicate delivery) was claimed once: the first
@@ -243,7 +231,7 @@ class PostgresStore(RunStore):
                 )
             written = await once_more_if_disconnected(lambda: self._write_finals([outcome]))
             return outcome.run_id in written
-        parameters: dict[str, Any] = {
+        parameters = sql.RECORD_RETRY_PARAMETERS | {
             "b_run_id": outcome.run_id,
             "b_attempt": outcome.attempt,
             "b_status": outcome.status,
@@ -255,7 +243,8 @@ class PostgresStore(RunStore):
         async def retry() -> bool:
             async with self.engine.connect() as connection:
                 await connection.execution_options(isolation_level="AUTOCOMMIT")
-                return (await connection.execute(_RETRY_RECORD, parameters)).first() is not None
+                result = await connection.exec_driver_sql(sql.RECORD_RETRY, parameters)
+                return result.first() is not None
 
         return await once_more_if_disconnected(retry)
 
@@ -265,7 +254,7 @@ class PostgresStore(RunStore):
 
     async def _write_finals(self, outcomes: list[Outcome]) -> set[str]:
         """The run ids whose outcome was written (the others are no longer ours)."""
-        parameters = {
+        parameters = sql.RECORD_FINALS_PARAMETERS | {
             "b_run_ids": [outcome.run_id for outcome in outcomes],
             "b_attempts": [outcome.attempt for outcome in outcomes],
             "b_statuses": [outcome.status for outcome in outcomes],
@@ -274,117 +263,5 @@ class PostgresStore(RunStore):
         }
         async with self.engine.connect() as connection:
             await connection.execution_options(isolation_level="AUTOCOMMIT")
-            return {row.id for row in await connection.execute(_FINAL_RECORD, parameters)}
-
-
-# --- the executor's statements, built once ------------------------------------------------------
-def _batch_claim_statement() -> Any:
-    """The claim of many runs at once, over arrays of their names. b_: names of columns are
-    reserved in an UPDATE."""
-    names = func.unnest(
-        bindparam("b_run_ids", type_=ARRAY(Text())),
-        bindparam("b_workflow_ids", type_=ARRAY(Text())),
-        bindparam("b_schedule_ids", type_=ARRAY(Text())),
-    )
-    named = names.table_valued("run_id", "workflow_id", "schedule_id").render_derived(name="m")
-    lease = bindparam("b_lease", type_=Interval())
-    statement = claim_statement(
-        named.c.run_id, named.c.workflow_id, named.c.schedule_id, lease, func.now(),
-        overlap_checked=False,
-    )  # fmt: skip
-    return statement.returning(func.now().label("now"))
-
-
-def _incremented_run_count(finished: Any) -> Any:
-    """run_count + ``finished`` (KeeperHub keeps it as text); a count its text column cannot
-    parse starts again from these runs."""
-    count = func.coalesce(func.nullif(workflow_schedules.c.run_count, ""), "0")
-    numeric = count.op("~")("^[0-9]{1,18}$")
-    return case(
-        (numeric, cast(cast(count, BigInteger) + finished, Text)), else_=cast(finished, Text)
-    )
-
-
-def _final_statement() -> Any:
-    """Final outcomes of many runs, over arrays.
-
-    ``written`` updates the runs still ours; ``latest`` gives each of their schedules its count
-    of finished runs and its latest occurrence's outcome; ``locked`` takes those schedules' rows
-    in id order; ``schedules`` updates them. The statement returns the ids of the runs written.
-    """
-    now = func.now()
-    outcomes = (
-        func.unnest(
-            bindparam("b_run_ids", type_=ARRAY(Text())),
-            bindparam("b_attempts", type_=ARRAY(Integer())),
-            bindparam("b_statuses", type_=ARRAY(Text())),
-            bindparam("b_http_statuses", type_=ARRAY(Integer())),
-            bindparam("b_errors", type_=ARRAY(Text())),
-        )
-        .table_valued("run_id", "attempt", "status", "http_status", "error")
-        .render_derived(name="m")
-    )
-    m = outcomes.c
-    runs = schedule_runs.c
-    written = (
-        update(schedule_runs)
-        .where(held_by(m.run_id, m.attempt))
-        .values(**outcome_values(m.status, m.http_status, m.error, now, None))
-        .returning(runs.id, runs.schedule_id, runs.scheduled_for, runs.status, runs.error)
-        .cte("written")
-    )
-    w = written.c
-    succeeded = w.status == RunStatus.SUCCEEDED.value
-    latest = (
-        select(
-            w.schedule_id, w.scheduled_for, w.error,
-            case((succeeded, LastStatus.SUCCESS.value), else_=LastStatus.ERROR.value)
-            .label("last_status"),
-            func.count().over(partition_by=w.schedule_id).label("finished"),
-        )
-        .ext(distinct_on(w.schedule_id))
-        .order_by(w.schedule_id, w.scheduled_for.desc())
-        .cte("latest")
-    )  # fmt: skip
-    schedules = workflow_schedules.c
-    locked = (
-        select(schedules.id)
-        .where(schedules.id.in_(select(latest.c.schedule_id)))
-        .order_by(schedules.id)
-        .with_for_update()
-        .cte("locked")
-    )
-    values = schedule_outcome_values(
-        latest.c.scheduled_for, latest.c.last_status, latest.c.error, now,
-        _incremented_run_count(latest.c.finished),
-    )  # fmt: skip
-    updated = (
-        update(workflow_schedules)
-        .where(schedules.id == latest.c.schedule_id, schedules.id == locked.c.id)
-        .values(**values)
-        .cte("schedules")
-    )
-    return select(w.id).add_cte(updated)
-
-
-def _retry_statement() -> Any:
-    """A retry's outcome: the run due again ``b_retry_in`` from now."""
-    now = func.now()
-    run_id, attempt = bindparam("b_run_id", type_=Text()), bindparam("b_attempt", type_=Integer())
-    status = bindparam("b_status", type_=Text())
-    http_status, error = (
-        bindparam("b_http_status", type_=Integer()),
-        bindparam("b_error", type_=Text()),
-    )
-    retry_at = now + bindparam("b_retry_in", type_=Interval())
-    return (
-        update(schedule_runs)
-        .where(held_by(run_id, attempt))
-        .values(**outcome_values(status, http_status, error, None, retry_at))
-        .returning(schedule_runs.c.id)
-    )
-
-
-_BATCH_CLAIM = _batch_claim_statement()
-_FINAL_RECORD = _final_statement()
-_RETRY_RECORD = _retry_statement()
+            result = await connection.exec_driver_sql(sql.RECORD_FINALS, parameters)
+            return set(result.scalars())
