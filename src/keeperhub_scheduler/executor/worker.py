@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 from keeperhub_scheduler.backoff import Backoff
 from keeperhub_scheduler.executor.handle import DeliveryHandler
+from keeperhub_scheduler.telemetry import metrics
 from keeperhub_scheduler.telemetry.health import Heartbeat
 from keeperhub_scheduler.telemetry.logs import RepeatedFailure
 from keeperhub_scheduler.transport.base import Delivery, Transport, TransportError
@@ -138,6 +139,7 @@ class Executor:
             backoff.reset()
             self._receive_failures.succeeded()
             if deliveries:
+                metrics.MESSAGES_RECEIVED.inc(len(deliveries))
                 self.heartbeat.worked()
             else:
                 self.heartbeat.beat()
