@@ -29,6 +29,7 @@ class Slots:
         self.size = size
         self.free = size
         self._changed = asyncio.Condition()
+        self._waiting: list[int] = []  # how many slots each waiting receive loop needs
 
     async def reserve(self, most: int, stop: asyncio.Event, heartbeat: Heartbeat) -> int:
         # A full batch or none: a receive for the few slots just freed would cost a whole
@@ -38,8 +39,14 @@ class Slots:
         async with self._changed:
             while self.free < enough and not stop.is_set():
                 heartbeat.beat()  # waiting for capacity is alive, not wedged
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._changed.wait(), 1.0)
+                self._waiting.append(enough)
+                try:
+                    async with asyncio.timeout(1.0):
+                        await self._changed.wait()
+                except TimeoutError:
+                    pass
+                finally:
+                    self._waiting.remove(enough)
             if stop.is_set():
                 return 0
             taken = min(most, self.free)
@@ -51,7 +58,10 @@ class Slots:
             return
         async with self._changed:
             self.free += count
-            self._changed.notify_all()
+            # Wake the waiting receive loops only once one of them can go on: waking them at
+            # every slot freed (each run's end) cost a wake-up and a new timed wait per run.
+            if self._waiting and self.free >= min(self._waiting):
+                self._changed.notify_all()
 
     @property
     def busy(self) -> int:
