@@ -1,9 +1,9 @@
 """The sender (the relay): leased runs in, batch sends out, always ``concurrency`` in flight.
 
 The claim and the leftover feed (the store's ``lease_pending``) ``put`` leased runs as they get
-them; ``concurrency`` sender tasks each take up to the transport's ``batch_size`` (ten: SQS's
-``SendMessageBatch``) and send them in one call, so the queue sees a steady stream of full batches
-instead of bursts that wait for their slowest call. Sent runs are marked ``enqueued`` in groups
+them, cut into batches of the transport's ``batch_size`` (ten: SQS's ``SendMessageBatch``);
+``concurrency`` sender tasks each take a batch and send it in one call, so the queue sees a steady
+stream of full batches instead of bursts that wait for their slowest call. Sent runs are marked ``enqueued`` in groups
 (the store's ``mark_enqueued``, one UPDATE per few hundred) by a marker task.
 
 The buffer is bounded: a producer waits for room before it leases more, so a run never waits long
@@ -67,8 +67,12 @@ class RelayStream:
         self.buffer = max(buffer, transport.batch_size * concurrency)
         self.result = RelayResult()
         self.failed = False
-        self._runs: asyncio.Queue[RunRef | None] = asyncio.Queue()
+        # Runs wait in batches of a send each (None: no more), put and taken whole: a queue
+        # operation per run cost more than the rest of the relay's work on it.
+        self._batches: asyncio.Queue[list[RunRef] | None] = asyncio.Queue()
+        self._buffered = 0  # runs in ``_batches``
         self._room = asyncio.Condition()
+        self._room_wanted: list[int] = []  # how much room each waiting producer needs
         self._to_mark: list[str] = []
         self._marked = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
@@ -83,9 +87,13 @@ class RelayStream:
     async def wait_for_room(self, count: int) -> None:
         """Wait until ``count`` more runs fit in the buffer (before leasing them)."""
         async with self._room:
-            await self._room.wait_for(
-                lambda: self.failed or self._runs.qsize() + count <= self.buffer
-            )
+            self._room_wanted.append(count)
+            try:
+                await self._room.wait_for(
+                    lambda: self.failed or self._buffered + count <= self.buffer
+                )
+            finally:
+                self._room_wanted.remove(count)
 
     async def put(self, runs: Sequence[RunRef]) -> None:
         """Send these leased runs (or give their leases back if the stream has failed).
@@ -97,10 +105,13 @@ class RelayStream:
         if self.failed:
             await self._give_back(runs)
             return
-        room = max(0, self.buffer - self._runs.qsize())
-        for run in runs[:room]:
-            self._held.add(run.run_id)
-            self._runs.put_nowait(run)
+        room = max(0, self.buffer - self._buffered)
+        size = self.transport.batch_size
+        for start in range(0, min(room, len(runs)), size):
+            batch = list(runs[start : min(start + size, room)])
+            self._held.update(run.run_id for run in batch)
+            self._batches.put_nowait(batch)
+            self._buffered += len(batch)
         if len(runs) > room:
             await self.store.release([run.run_id for run in runs[room:]])
 
@@ -120,7 +131,7 @@ class RelayStream:
     ) -> None:
         """Send everything still buffered, mark it, and stop."""
         for _ in self._tasks:
-            self._runs.put_nowait(None)
+            self._batches.put_nowait(None)
         try:
             await asyncio.gather(*self._tasks)
         finally:
@@ -143,19 +154,16 @@ class RelayStream:
                 return
 
     async def _take(self) -> tuple[list[RunRef], bool]:
-        """Up to a batch of runs: the first waited for, the rest only if already buffered."""
-        batch: list[RunRef] = []
-        first = await self._runs.get()
-        if first is None:
-            return batch, True
-        batch.append(first)
-        while len(batch) < self.transport.batch_size and not self._runs.empty():
-            run = self._runs.get_nowait()
-            if run is None:
-                return batch, True
-            batch.append(run)
-        async with self._room:
-            self._room.notify_all()
+        """The next batch, waited for; ``True`` once there are no more."""
+        batch = await self._batches.get()
+        if batch is None:
+            return [], True
+        self._buffered -= len(batch)
+        # A producer is woken once what it waits to put fits, not at every send: each wake-up
+        # would cost it a turn only to wait again.
+        if self._room_wanted and self._buffered + min(self._room_wanted) <= self.buffer:
+            async with self._room:
+                self._room.notify_all()
         return batch, False
 
     async def _send(self, batch: list[RunRef]) -> None:
