@@ -3,8 +3,9 @@
 The claim and the leftover feed (the store's ``lease_pending``) ``put`` leased runs as they get
 them, cut into batches of the transport's ``batch_size`` (ten: SQS's ``SendMessageBatch``);
 ``concurrency`` sender tasks each take a batch and send it in one call, so the queue sees a steady
-stream of full batches instead of bursts that wait for their slowest call. Sent runs are marked ``enqueued`` in groups
-(the store's ``mark_enqueued``, one UPDATE per few hundred) by a marker task.
+stream of full batches instead of bursts that wait for their slowest call. Sent runs are marked
+``enqueued`` in groups (the store's ``mark_enqueued``, one UPDATE per few hundred) by a marker
+task.
 
 The buffer is bounded: a producer waits for room before it leases more, so a run never waits long
 enough in memory for its lease to lapse (another dispatcher would then send it too). When a send
