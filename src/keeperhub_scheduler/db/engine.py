@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
-from sqlalchemy import ColumnElement, Float, cast, event, func, literal, text
+from sqlalchemy import ColumnElement, Float, cast, event, func, literal
 from sqlalchemy.engine import make_url
 from sqlalchemy.engine.url import URL
 from sqlalchemy.exc import DBAPIError
@@ -19,6 +19,7 @@ APPLICATION_NAME = "keeperhub-scheduler"
 T = TypeVar("T")
 # The executor's statements are the ones retried here; their lines log under its name.
 executor_log = logging.getLogger("keeperhub_scheduler.executor")
+db_log = logging.getLogger("keeperhub_scheduler.db")
 
 # Our sessions set this custom setting, so the trigger on workflow_schedules can tell our writes
 # (which plan next_run_at themselves) from KeeperHub's (which must be re-planned). See migrations.
@@ -46,7 +47,7 @@ def create_engine(
         pool_size=pool_size,
         # Bursts; keeps many processes under max_connections. None: half the pool.
         max_overflow=pool_size // 2 if overflow is None else overflow,
-        pool_pre_ping=pre_ping,  # the executor opts out: see processes.run_executor
+        pool_pre_ping=pre_ping,  # the executor and the dispatcher opt out: see processes
         connect_args={"application_name": APPLICATION_NAME},
     )
     event.listen(engine.sync_engine, "connect", _mark_our_sessions)
@@ -90,7 +91,7 @@ async def database_now(connection: AsyncConnection) -> datetime:
     """
     if connection.dialect.name == "sqlite":
         return datetime.now(UTC)
-    value = (await connection.execute(text("SELECT now()"))).scalar_one()
+    value = (await connection.exec_driver_sql("SELECT now()")).scalar_one()
     assert isinstance(value, datetime)
     return value.astimezone(UTC)
 
@@ -98,16 +99,18 @@ async def database_now(connection: AsyncConnection) -> datetime:
 async def once_more_if_disconnected(operation: Callable[[], Awaitable[T]]) -> T:
     """Run ``operation`` again on a fresh connection when its connection had died.
 
-    The executor's connections are not pinged before use (each is one statement; a ping would add
-    a round trip to it), so one that died since its last use (a PostgreSQL restart, a failover)
-    fails the statement instead; the pool has discarded the dead ones by then. Every operation
-    passed here is safe to run twice: a claim that did commit finds the run under a live lease
-    the second time, and a record that did commit finds the run no longer running.
+    The executor's and the dispatcher's connections are not pinged before use (a ping is a round
+    trip of its own before every statement or transaction), so one that died since its last use
+    (a PostgreSQL restart, a failover) fails its first statement instead; the pool has discarded
+    the dead ones by then. Every operation passed here is safe to run twice: a claim that did
+    commit finds the run under a live lease (the executor's) or the schedule advanced (the
+    dispatcher's) the second time, a record finds the run no longer running, and marking or
+    leasing runs already marked or leased changes nothing.
     """
     try:
         return await operation()
     except DBAPIError as error:
         if not error.connection_invalidated:
             raise
-        executor_log.warning("database connection was lost; running the statement once more")
+        db_log.warning("database connection was lost; running the statement once more")
         return await operation()

@@ -19,8 +19,9 @@ statement through SQLAlchemy per call cost more CPU than running it).
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
@@ -83,6 +84,14 @@ class PostgresStore(RunStore):
     def insert(self, table: Any) -> Any:
         return postgresql.insert(table)
 
+    @contextlib.asynccontextmanager
+    async def _autocommitted(self) -> AsyncIterator[AsyncConnection]:
+        """A connection whose every statement commits on its own: a one-statement write or
+        read is one round trip, where a transaction adds a BEGIN and a COMMIT (or ROLLBACK)."""
+        async with self.engine.connect() as connection:
+            await connection.execution_options(isolation_level="AUTOCOMMIT")
+            yield connection
+
     def due_listener(self) -> DueListener:
         return DueListener(libpq_url(self.engine.url.render_as_string(hide_password=False)))
 
@@ -128,29 +137,44 @@ class PostgresStore(RunStore):
     async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
         if not run_ids:
             return []
-        async with self.engine.begin() as connection:
-            result = await connection.exec_driver_sql(sql.MARK_ENQUEUED, {"ids": list(run_ids)})
-            # The lag as one float per run: parsing two timestamps per run cost more CPU here.
-            return list(result.scalars())
+        # The lag as one float per run: parsing two timestamps per run cost more CPU here.
+        return await self._one_statement(sql.MARK_ENQUEUED, {"ids": list(run_ids)})
 
     async def lease_pending(self, limit: int, lease: timedelta) -> list[RunRef]:
-        async with self.engine.begin() as connection:
-            parameters = sql.LEASE_PENDING_PARAMETERS | {"limit": limit, "lease": lease}
-            result = await connection.exec_driver_sql(sql.LEASE_PENDING, parameters)
-            return [run_ref(row) for row in result]
+        parameters = sql.LEASE_PENDING_PARAMETERS | {"limit": limit, "lease": lease}
+
+        async def lease_them() -> list[RunRef]:
+            async with self._autocommitted() as connection:
+                result = await connection.exec_driver_sql(sql.LEASE_PENDING, parameters)
+                return [run_ref(row) for row in result]
+
+        return await once_more_if_disconnected(lease_them)
 
     async def count_pending(self) -> tuple[int, int]:
-        async with self.engine.connect() as connection:
-            result = await connection.exec_driver_sql(
-                sql.COUNT_PENDING, sql.COUNT_PENDING_PARAMETERS
-            )
-            counts: Any = result.one()
+        async def count() -> Any:
+            async with self._autocommitted() as connection:
+                result = await connection.exec_driver_sql(
+                    sql.COUNT_PENDING, sql.COUNT_PENDING_PARAMETERS
+                )
+                return result.one()
+
+        counts = await once_more_if_disconnected(count)
         return int(counts[0]), int(counts[1])
 
     async def release(self, run_ids: Sequence[str]) -> None:
         if run_ids:
-            async with self.engine.begin() as connection:
-                await connection.exec_driver_sql(sql.RELEASE, {"ids": list(run_ids)})
+            await self._one_statement(sql.RELEASE, {"ids": list(run_ids)})
+
+    async def _one_statement(self, statement: str, parameters: dict[str, Any]) -> list[Any]:
+        """Run one autocommitted statement (once more if its connection had died); the first
+        column of the rows it returns."""
+
+        async def run() -> list[Any]:
+            async with self._autocommitted() as connection:
+                result = await connection.exec_driver_sql(statement, parameters)
+                return list(result.scalars()) if result.returns_rows else []
+
+        return await once_more_if_disconnected(run)
 
     # --- the executor's claim -------------------------------------------------------------
     async def claim(self, run: RunRef, lease: timedelta) -> ClaimedRun | Skipped | Refusal:
@@ -192,8 +216,7 @@ class PostgresStore(RunStore):
         }
 
         async def execute() -> list[Any]:
-            async with self.engine.connect() as connection:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._autocommitted() as connection:
                 return list(await connection.exec_driver_sql(sql.CLAIM_BATCH, parameters))
 
         rows = {row.id: row for row in await once_more_if_disconnected(execute)}
@@ -209,8 +232,7 @@ class PostgresStore(RunStore):
         return (await connection.execute(statement)).first()
 
     async def extend_lease(self, run: ClaimedRun, lease: timedelta) -> bool:
-        async with self.engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with self._autocommitted() as connection:
             result = await connection.execute(
                 update(schedule_runs)
                 .where(held_by(run.run_id, run.attempt))
@@ -241,8 +263,7 @@ class PostgresStore(RunStore):
         }
 
         async def retry() -> bool:
-            async with self.engine.connect() as connection:
-                await connection.execution_options(isolation_level="AUTOCOMMIT")
+            async with self._autocommitted() as connection:
                 result = await connection.exec_driver_sql(sql.RECORD_RETRY, parameters)
                 return result.first() is not None
 
@@ -261,7 +282,6 @@ class PostgresStore(RunStore):
             "b_http_statuses": [outcome.http_status for outcome in outcomes],
             "b_errors": [outcome.error for outcome in outcomes],
         }
-        async with self.engine.connect() as connection:
-            await connection.execution_options(isolation_level="AUTOCOMMIT")
+        async with self._autocommitted() as connection:
             result = await connection.exec_driver_sql(sql.RECORD_FINALS, parameters)
             return set(result.scalars())

@@ -18,11 +18,12 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from keeperhub_scheduler.db.engine import database_now
+from keeperhub_scheduler.db.engine import database_now, once_more_if_disconnected
 from keeperhub_scheduler.db.new_runs import NewRuns
 from keeperhub_scheduler.db.statements import DueSchedule
 from keeperhub_scheduler.db.store import RunStore
@@ -78,12 +79,9 @@ async def claim_due(
                 await stream.wait_for_room(batch_size)
             sending = stream is not None and not stream.failed
             began = time.monotonic()
-            async with store.engine.begin() as connection:
-                now = await database_now(connection)
-                lease_until = now + plan.lease if sending else None
-                batch = await claim_batch(
-                    store, connection, now, batch_size, plan.grace, lease_until
-                )
+            batch = await once_more_if_disconnected(
+                partial(_claim_transaction, store, plan, batch_size, sending)
+            )
             metrics.CLAIM_DURATION.observe(time.monotonic() - began)
             total.add(batch)
             if stream is not None and batch.runs:
@@ -93,6 +91,16 @@ async def claim_due(
             batch_size = min(plan.batch_size, 2 * batch_size)
     finally:
         done.set()
+
+
+async def _claim_transaction(
+    store: RunStore, plan: ClaimPlan, batch_size: int, sending: bool
+) -> ClaimResult:
+    """One batch in a transaction of its own, at the database's clock."""
+    async with store.engine.begin() as connection:
+        now = await database_now(connection)
+        lease_until = now + plan.lease if sending else None
+        return await claim_batch(store, connection, now, batch_size, plan.grace, lease_until)
 
 
 async def claim_batch(
