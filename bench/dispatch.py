@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -45,11 +46,12 @@ from typing import Any
 
 import psycopg
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.config import Settings, load_settings
 from keeperhub_scheduler.db.statements import due_statement
 from keeperhub_scheduler.dispatcher import Dispatcher
-from keeperhub_scheduler.processes import freeze_startup_heap, opened
+from keeperhub_scheduler.processes import freeze_startup_heap, opened_for_dispatcher
 from keeperhub_scheduler.transport.base import OutgoingMessage
 from keeperhub_scheduler.transport.sqs import BATCH_LIMIT, QueueEndpoint, SqsTransport
 from peers.aps import apscheduler_run
@@ -133,6 +135,21 @@ async def raw_limit(messages: int) -> tuple[float, PerMessage]:
 
 
 # --- (b) -----------------------------------------------------------------------------------------
+POOL_IN_USE = (
+    4  # connections a pass holds at once: the claim, the leftover feed, the marker, one more
+)
+
+
+async def open_pool(engine: AsyncEngine, count: int) -> None:
+    """Open ``count`` pooled connections at once, as a dispatcher that has been busy has them: a
+    pass over an empty database opens one, and the measured pass would open the others, a cost
+    a running dispatcher paid once long before."""
+    stack = contextlib.AsyncExitStack()
+    async with stack:
+        for _ in range(count):
+            await stack.enter_async_context(engine.connect())
+
+
 async def ours(size: int, mix: bool = False) -> tuple[float, dict[str, Any]]:
     """Fires/s of a running dispatcher when ``size`` schedules become due at once.
 
@@ -145,10 +162,11 @@ async def ours(size: int, mix: bool = False) -> tuple[float, dict[str, Any]]:
     with fresh_database("ours") as url:
         async with fresh_queue("ours") as queue:
             settings = settings_for(url, queue)
-            async with opened(settings) as (engine, transport):
+            async with opened_for_dispatcher(settings) as (engine, transport):
                 dispatcher = Dispatcher(engine, transport, settings)
                 await transport.check()
                 await dispatcher.run_pass()
+                await open_pool(engine, POOL_IN_USE)
                 # As the dispatcher process does once it is up (processes.run_dispatcher): the
                 # clients built since are set aside from the garbage collector's full walks.
                 freeze_startup_heap()
