@@ -70,6 +70,9 @@ def exported() -> dict[str, set[str]]:
             labels = set(metric._labelnames)
             for suffix in SUFFIXES[metric._type]:
                 names[metric._name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+        elif isinstance(metric, metrics.BatchHistogram):  # ours, without labels
+            for suffix in SUFFIXES["histogram"]:
+                names[metric.name + suffix] = {"le"} if suffix == "_bucket" else set()
     assert {name for name in names if name.endswith("_total")}, "it defines counters"
     return names
 

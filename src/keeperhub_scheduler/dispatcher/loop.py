@@ -190,8 +190,7 @@ class Dispatcher:
         metrics.RUNS_SWEPT.inc(result.swept)
         metrics.INVALID_SCHEDULES.inc(result.invalid)
         metrics.OUTBOX_PENDING.set(result.pending)
-        for lag in relayed.lags:
-            metrics.DISPATCH_LAG.observe(max(0.0, lag))
+        metrics.DISPATCH_LAG.observe_many(max(0.0, lag) for lag in relayed.lags)
 
     # --- the two modes --------------------------------------------------------------------
     async def run_once(self) -> bool:
