@@ -11,9 +11,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import psycopg
-from sqlalchemy.engine import make_url
-
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.dispatcher.helpers import (
     add_many_schedules,
@@ -27,18 +24,6 @@ from tests.dispatcher.helpers import (
 from tests.support import postgres, processes
 
 LOST = "database connection was lost; running the statement once more"
-
-
-def terminate_connections(database_url: str) -> int:
-    """Kill every server process of this database, as a restart would; how many there were."""
-    name = make_url(database_url).database
-    with psycopg.connect(postgres.admin_url(), autocommit=True) as admin:
-        rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchall()
-    return len(rows)
 
 
 def enqueued(database_url: str) -> int:
@@ -68,7 +53,7 @@ async def test_connections_killed_under_a_running_dispatcher_cost_no_pass_and_no
     try:
         wait_for_enqueued(database_url, 40, "firing")
         for _ in range(3):  # a pooled connection killed more than once, mid-stream
-            assert terminate_connections(database_url) > 0  # the dispatcher's among them
+            assert postgres.terminate_connections(database_url) > 0  # the dispatcher's among them
             before = enqueued(database_url)
             wait_for_enqueued(database_url, before + 40, "firing to go on after the kill")
     finally:

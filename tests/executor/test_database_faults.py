@@ -33,18 +33,6 @@ def allow_connections(database_url: str, allowed: bool) -> None:
         admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
 
 
-def terminate_connections(database_url: str) -> int:
-    """Kill every server process of this database, as a restart would; how many there were."""
-    name = make_url(database_url).database
-    with psycopg.connect(postgres.admin_url(), autocommit=True) as admin:
-        rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-            " WHERE datname = %s AND pid <> pg_backend_pid()",
-            (name,),
-        ).fetchall()
-    return len(rows)
-
-
 async def test_connections_killed_between_runs_cost_no_run_and_no_second_call(
     database_url: str,
     engine: AsyncEngine,
@@ -59,7 +47,8 @@ async def test_connections_killed_between_runs_cost_no_run_and_no_second_call(
 
     async with running_executor(database_url, queue, standin.url):
         await wait_for_runs(engine, [first])
-        assert terminate_connections(database_url) > 0  # the executor's pooled ones among them
+        killed = postgres.terminate_connections(database_url)
+        assert killed > 0  # the executor's pooled ones among them
         caplog.clear()
         with caplog.at_level(logging.WARNING, logger="keeperhub_scheduler.executor"):
             [second] = await add_runs(engine, schedule, first=FIRST_OCCURRENCE + timedelta(hours=1))
@@ -93,7 +82,7 @@ async def test_an_answer_is_recorded_through_a_database_outage_without_a_second_
             async with running_executor(database_url, queue, standin.url):
                 await wait_until(lambda: len(standin.state.calls) == 1, what="the call")
                 allow_connections(database_url, False)
-                terminate_connections(database_url)
+                postgres.terminate_connections(database_url)
 
                 def retrying() -> bool:
                     messages = [record.getMessage() for record in caplog.records]

@@ -75,3 +75,15 @@ def allow_connections(database_url: str, allowed: bool) -> None:
                 " WHERE datname = %s AND pid <> pg_backend_pid()",
                 (name,),
             )
+
+
+def terminate_connections(database_url: str) -> int:
+    """Kill every server process of one database, as a restart would; how many there were."""
+    name = make_url(database_url).database
+    with psycopg.connect(admin_url(), autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        ).fetchall()
+    return len(rows)
