@@ -17,7 +17,8 @@ from keeperhub_scheduler.db.types import UTCDateTime
 
 APPLICATION_NAME = "keeperhub-scheduler"
 T = TypeVar("T")
-# The executor's statements are the ones retried here; their lines log under its name.
+# The executor's store logs its fallbacks under the executor's name; a statement run again on a
+# fresh connection (either process) under the database's.
 executor_log = logging.getLogger("keeperhub_scheduler.executor")
 db_log = logging.getLogger("keeperhub_scheduler.db")
 

@@ -26,10 +26,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
-from sqlalchemy import (
-    func,
-    update,
-)
+from sqlalchemy import func, update
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -50,11 +47,7 @@ from keeperhub_scheduler.db.statements import (
 from keeperhub_scheduler.db.store import Outcome, Refusal, RunStore, Skipped
 from keeperhub_scheduler.db.tables import schedule_runs
 from keeperhub_scheduler.db.urls import libpq_url
-from keeperhub_scheduler.runs import (
-    FINAL_OUTCOMES,
-    ClaimedRun,
-    RunRef,
-)
+from keeperhub_scheduler.runs import FINAL_OUTCOMES, ClaimedRun, RunRef
 
 CLAIMS_PER_STATEMENT = 10  # runs one claim statement takes at most
 OUTCOMES_PER_STATEMENT = 10  # final outcomes one record statement writes at most
