@@ -131,27 +131,15 @@ class PostgresStore(RunStore):
         if not run_ids:
             return []
         # The lag as one float per run: parsing two timestamps per run cost more CPU here.
-        return await self._one_statement(sql.MARK_ENQUEUED, {"ids": list(run_ids)})
+        rows = await self._one_statement(sql.MARK_ENQUEUED, {"ids": list(run_ids)})
+        return [row[0] for row in rows]
 
     async def lease_pending(self, limit: int, lease: timedelta) -> list[RunRef]:
         parameters = sql.LEASE_PENDING_PARAMETERS | {"limit": limit, "lease": lease}
-
-        async def lease_them() -> list[RunRef]:
-            async with self._autocommitted() as connection:
-                result = await connection.exec_driver_sql(sql.LEASE_PENDING, parameters)
-                return [run_ref(row) for row in result]
-
-        return await once_more_if_disconnected(lease_them)
+        return [run_ref(row) for row in await self._one_statement(sql.LEASE_PENDING, parameters)]
 
     async def count_pending(self) -> tuple[int, int]:
-        async def count() -> Any:
-            async with self._autocommitted() as connection:
-                result = await connection.exec_driver_sql(
-                    sql.COUNT_PENDING, sql.COUNT_PENDING_PARAMETERS
-                )
-                return result.one()
-
-        counts = await once_more_if_disconnected(count)
+        [counts] = await self._one_statement(sql.COUNT_PENDING, sql.COUNT_PENDING_PARAMETERS)
         return int(counts[0]), int(counts[1])
 
     async def release(self, run_ids: Sequence[str]) -> None:
@@ -159,13 +147,13 @@ class PostgresStore(RunStore):
             await self._one_statement(sql.RELEASE, {"ids": list(run_ids)})
 
     async def _one_statement(self, statement: str, parameters: dict[str, Any]) -> list[Any]:
-        """Run one autocommitted statement (once more if its connection had died); the first
-        column of the rows it returns."""
+        """Run one autocommitted statement (once more if its connection had died); the rows it
+        returns, if any."""
 
         async def run() -> list[Any]:
             async with self._autocommitted() as connection:
                 result = await connection.exec_driver_sql(statement, parameters)
-                return list(result.scalars()) if result.returns_rows else []
+                return list(result) if result.returns_rows else []
 
         return await once_more_if_disconnected(run)
 

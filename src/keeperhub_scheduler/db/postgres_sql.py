@@ -62,29 +62,31 @@ from keeperhub_scheduler.runs import LastStatus, RunKind, RunStatus
 _DIALECT = psycopg.dialect()  # type: ignore[no-untyped-call]
 
 
+_GIVEN: set[str] = set()  # the names of every parameter a caller binds (``_given``)
+
+
 def _given(name: str, type_: Any = None) -> Any:
     """A parameter the caller binds at each execution (not required at compile time)."""
+    _GIVEN.add(name)
     return bindparam(name, type_=type_, required=False)
 
 
-def _compiled(statement: Any, *given: str) -> tuple[str, dict[str, Any]]:
+def _compiled(statement: Any) -> tuple[str, dict[str, Any]]:
     """The statement's SQL (its IN lists expanded), and the values of the parameters it bound
-    itself: everything but the ``given`` names, which the caller binds."""
+    itself: everything but the ``_given`` ones, which the caller binds."""
     compiled = statement.compile(dialect=_DIALECT, compile_kwargs={"render_postcompile": True})
     return str(compiled), {
-        name: value for name, value in compiled.params.items() if name not in given
+        name: value for name, value in compiled.params.items() if name not in _GIVEN
     }
 
 
-LOCK_DUE, _ = _compiled(due_statement(_given("now"), _given("limit")), "now", "limit")
+LOCK_DUE, _ = _compiled(due_statement(_given("now"), _given("limit")))
 
 # The relay's leftover feed and the pass's outbox count, with the database's clock: no round
 # trip to read it first, and nothing for SQLAlchemy to build twice a pass. Executed with their
 # ``..._PARAMETERS``, and for the feed ``limit`` and ``lease`` (a timedelta).
 LEASE_PENDING, LEASE_PENDING_PARAMETERS = _compiled(
-    lease_pending_statement(func.now(), _given("limit"), func.now() + _given("lease", Interval)),
-    "limit",
-    "lease",
+    lease_pending_statement(func.now(), _given("limit"), func.now() + _given("lease", Interval))
 )
 COUNT_PENDING, COUNT_PENDING_PARAMETERS = _compiled(count_pending_statement(func.now()))
 
@@ -281,14 +283,6 @@ def _record_retry_statement() -> Any:
     )
 
 
-CLAIM_BATCH, CLAIM_BATCH_PARAMETERS = _compiled(
-    _claim_batch_statement(), "b_run_ids", "b_workflow_ids", "b_schedule_ids", "b_lease"
-)
-RECORD_FINALS, RECORD_FINALS_PARAMETERS = _compiled(
-    _record_finals_statement(),
-    "b_run_ids", "b_attempts", "b_statuses", "b_http_statuses", "b_errors",
-)  # fmt: skip
-RECORD_RETRY, RECORD_RETRY_PARAMETERS = _compiled(
-    _record_retry_statement(),
-    "b_run_id", "b_attempt", "b_status", "b_http_status", "b_error", "b_retry_in",
-)  # fmt: skip
+CLAIM_BATCH, CLAIM_BATCH_PARAMETERS = _compiled(_claim_batch_statement())
+RECORD_FINALS, RECORD_FINALS_PARAMETERS = _compiled(_record_finals_statement())
+RECORD_RETRY, RECORD_RETRY_PARAMETERS = _compiled(_record_retry_statement())
