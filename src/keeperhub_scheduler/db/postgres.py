@@ -127,11 +127,14 @@ class PostgresStore(RunStore):
             await connection.exec_driver_sql(sql.ADVANCE, _columns(advances, sql.ADVANCE_COLUMNS))
 
     # --- the relay ------------------------------------------------------------------------
-    async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
+    async def mark_enqueued(
+        self, run_ids: Sequence[str], seconds_ago: Sequence[float]
+    ) -> list[float]:
         if not run_ids:
             return []
         # The lag as one float per run: parsing two timestamps per run cost more CPU here.
-        rows = await self._one_statement(sql.MARK_ENQUEUED, {"ids": list(run_ids)})
+        parameters = {"ids": list(run_ids), "seconds_ago": list(seconds_ago)}
+        rows = await self._one_statement(sql.MARK_ENQUEUED, parameters)
         return [row[0] for row in rows]
 
     async def lease_pending(self, limit: int, lease: timedelta) -> list[RunRef]:

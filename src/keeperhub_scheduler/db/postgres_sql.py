@@ -162,11 +162,17 @@ ADVANCE = (
     " WHERE s.id = v.b_id"
 )
 
+# Pending runs become enqueued; a run an executor claimed before its mark keeps its status. Each
+# learns when the queue accepted it (``seconds_ago`` before the database's clock).
 MARK_ENQUEUED = f"""
-UPDATE schedule_runs SET status = '{RunStatus.ENQUEUED}', enqueued_at = now(),
+UPDATE schedule_runs AS run SET
+  status = CASE WHEN run.status = '{RunStatus.PENDING}' THEN '{RunStatus.ENQUEUED}'
+    ELSE run.status END,
+  enqueued_at = now() - make_interval(secs => sent.seconds_ago),
   relay_lease_until = NULL
-WHERE id = ANY(%(ids)b) AND status = '{RunStatus.PENDING}'
-RETURNING extract(epoch FROM enqueued_at - scheduled_for)::float8
+FROM unnest(%(ids)b::text[], %(seconds_ago)b::float8[]) AS sent(id, seconds_ago)
+WHERE run.id = sent.id AND (run.status = '{RunStatus.PENDING}' OR run.enqueued_at IS NULL)
+RETURNING extract(epoch FROM run.enqueued_at - run.scheduled_for)::float8
 """  # noqa: S608
 
 RELEASE = f"""

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
-from sqlalchemy import Integer, Text, bindparam, case, cast, func, select, update
+from sqlalchemy import Integer, Text, bindparam, case, cast, func, or_, select, update
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -71,20 +71,36 @@ class SqliteStore(RunStore):
             await connection.execute(_ADVANCE, list(advances))
 
     # --- the relay ------------------------------------------------------------------------
-    async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
-        if not run_ids:
-            return []
+    async def mark_enqueued(
+        self, run_ids: Sequence[str], seconds_ago: Sequence[float]
+    ) -> list[float]:
+        # One UPDATE per instant of acceptance (the relay's runs come in sent batches of ten).
+        sent_at: dict[float, list[str]] = {}
+        for run_id, ago in zip(run_ids, seconds_ago, strict=True):
+            sent_at.setdefault(ago, []).append(run_id)
         runs = schedule_runs.c
+        lags: list[float] = []
         async with self.engine.begin() as connection:
             now = await database_now(connection)
-            result = await connection.execute(
-                update(schedule_runs)
-                .where(runs.id.in_(run_ids), runs.status == RunStatus.PENDING)
-                .values(status=RunStatus.ENQUEUED, enqueued_at=now, relay_lease_until=None)
-                .returning(runs.scheduled_for, runs.enqueued_at)
-            )
-            rows = result.all()
-        return [(enqueued - scheduled).total_seconds() for scheduled, enqueued in rows]
+            for ago, ids in sent_at.items():
+                result = await connection.execute(
+                    update(schedule_runs)
+                    .where(
+                        runs.id.in_(ids),
+                        or_(runs.status == RunStatus.PENDING, runs.enqueued_at.is_(None)),
+                    )
+                    .values(
+                        status=case(
+                            (runs.status == RunStatus.PENDING, RunStatus.ENQUEUED),
+                            else_=runs.status,
+                        ),
+                        enqueued_at=now - timedelta(seconds=ago),
+                        relay_lease_until=None,
+                    )
+                    .returning(runs.scheduled_for, runs.enqueued_at)
+                )
+                lags += [(enqueued - scheduled).total_seconds() for scheduled, enqueued in result]
+        return lags
 
     async def release(self, run_ids: Sequence[str]) -> None:
         if not run_ids:

@@ -196,10 +196,15 @@ class RunStore(ABC):
             )
 
     @abstractmethod
-    async def mark_enqueued(self, run_ids: Sequence[str]) -> list[float]:
-        """pending -> enqueued for runs handed to the transport; each one's lag in seconds.
+    async def mark_enqueued(
+        self, run_ids: Sequence[str], seconds_ago: Sequence[float]
+    ) -> list[float]:
+        """pending -> enqueued for runs the transport accepted ``seconds_ago[i]`` seconds ago
+        (``enqueued_at`` is that instant, however late the mark); each one's lag in seconds.
 
-        Only still-pending ones change: a fast executor may already have claimed the run."""
+        Only still-pending runs change status: a fast executor may already have claimed the run,
+        which then keeps its status and only learns when it was sent (a run sent again later,
+        still pending, learns the later instant)."""
 
     @abstractmethod
     async def release(self, run_ids: Sequence[str]) -> None:

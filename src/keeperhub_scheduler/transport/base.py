@@ -51,6 +51,10 @@ class Transport(Protocol):
     batch_size: int
     # The longest ``retry_later`` and ``extend`` can hide a delivery (the executor's backoff cap).
     max_delay_seconds: int
+    # How long the relay may keep sent runs before marking them enqueued, so that one UPDATE
+    # marks many: a queue's message is on its way once sent (the mark is bookkeeping); the
+    # database transport delivers a run by that mark.
+    mark_within_seconds: float
 
     async def send(self, messages: Sequence[OutgoingMessage]) -> set[str]:
         """Send messages; return the run ids that were accepted (the rest stay pending)."""

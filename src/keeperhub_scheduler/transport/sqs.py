@@ -80,6 +80,7 @@ class SqsTransport:
 
     batch_size = BATCH_LIMIT
     max_delay_seconds = MAX_VISIBILITY_SECONDS
+    mark_within_seconds = 0.25
 
     def __init__(
         self,
