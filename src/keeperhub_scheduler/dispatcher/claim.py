@@ -122,6 +122,7 @@ async def claim_batch(
     result = ClaimResult(schedules=len(rows))
     runs = NewRuns(created_at=now, relay_lease_until=lease_until)
     schedule_values: list[dict[str, Any]] = []
+    decisions: dict[tuple[Any, ...], Decision] = {}
     for row in rows:
         try:
             timing = cached_timing_of_row(row)  # raises for what KeeperHub wrote wrong
@@ -137,7 +138,7 @@ async def claim_batch(
             await store.park_invalid(connection, row.id, str(error), now)
             continue
         key = timing.plan_key(row.jitter_seconds)
-        decision = decide(_state(row, timing, key, now), now, grace)
+        decision = decided(row, timing, key, now, grace, decisions)
         for fire in decision.fires:
             runs.fire(row.id, row.workflow_id, fire.scheduled_for, fire.due_at)
         if decision.skips:
@@ -153,7 +154,42 @@ async def claim_batch(
     return result
 
 
-def _state(row: DueSchedule, timing: Timing, key: str, now: datetime) -> ScheduleState:
+def decided(
+    row: DueSchedule,
+    timing: Timing,
+    key: str,
+    now: datetime,
+    grace: timedelta,
+    decisions: dict[tuple[Any, ...], Decision],
+) -> Decision:
+    """``decide`` for the row, shared with the batch's rows alike in all it depends on.
+
+    Besides ``now`` and ``grace``, a decision depends on the row's timing and planning columns,
+    and on its id only through the jitter. At the top of a minute thousands of due schedules
+    share a timing and their last decided occurrence, and most have no jitter: their decisions
+    are the same, computed once per batch (``decisions``; nothing changes a decision once made).
+    """
+    cursor = _cursor(row, key, now)
+    if row.jitter_seconds:
+        return decide(_state(row, timing, cursor), now, grace)
+    alike = (
+        timing,
+        cursor,
+        row.misfire_policy,
+        row.catchup_window_seconds,
+        row.max_catchup_runs,
+        row.paused_at,
+        row.paused_until,
+        bool(row.workflow_enabled),
+    )
+    decision = decisions.get(alike)
+    if decision is None:
+        decision = decisions[alike] = decide(_state(row, timing, cursor), now, grace)
+    return decision
+
+
+def _cursor(row: DueSchedule, key: str, now: datetime) -> datetime:
+    """The instant the row's occurrences are decided through."""
     cursor = row.decided_through
     if row.plan_key is not None and row.plan_key != key:
         # Timing changed under a stale key by a writer that bypassed the trigger: only
@@ -162,10 +198,14 @@ def _state(row: DueSchedule, timing: Timing, key: str, now: datetime) -> Schedul
         # a new timing, and left it alone when only next_run_at moved, which loses nothing.
         changed = row.updated_at or now
         cursor = max(cursor, changed) if cursor else changed
+    return cursor or now
+
+
+def _state(row: DueSchedule, timing: Timing, cursor: datetime) -> ScheduleState:
     return ScheduleState(
         schedule_id=row.id,
         timing=timing,
-        decided_through=cursor or now,
+        decided_through=cursor,
         misfire_policy=row.misfire_policy,
         catchup_window=timedelta(seconds=row.catchup_window_seconds),
         max_catchup_runs=row.max_catchup_runs,
