@@ -125,11 +125,11 @@ def new_run_id() -> str:
 
     It is also the ``executionId`` and ``Idempotency-Key`` KeeperHub receives for the run.
     """
-    milliseconds = time.time_ns() // 1_000_000
-    value = (milliseconds & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version 7
-    value |= int.from_bytes(os.urandom(10), "big") & ((1 << 76) - 1)
-    value = (value & ~(0b11 << 62)) | (0b10 << 62)  # RFC 4122 variant
-    # Formatted by hand: building a uuid.UUID only to print it cost more than the rest.
-    digits = f"{value:032x}"
+    milliseconds = (time.time_ns() // 1_000_000) & 0xFFFF_FFFF_FFFF  # 48 bits
+    random = bytearray(os.urandom(10))
+    random[0] = 0x70 | (random[0] & 0x0F)  # version 7
+    random[2] = 0x80 | (random[2] & 0x3F)  # RFC 4122 variant
+    # Formatted by hand from bytes: building a uuid.UUID only to print it, or shifting one
+    # 128-bit integer, cost more than the rest of a fire.
+    digits = milliseconds.to_bytes(6, "big").hex() + random.hex()
     return f"{digits[:8]}-{digits[8:12]}-{digits[12:16]}-{digits[16:20]}-{digits[20:]}"
