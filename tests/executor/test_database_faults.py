@@ -6,9 +6,7 @@ from __future__ import annotations
 import logging
 from datetime import timedelta
 
-import psycopg
 import pytest
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.dev.standin import Scripted
@@ -24,13 +22,6 @@ from tests.executor.world import (
     wait_until,
 )
 from tests.support import postgres
-
-
-def allow_connections(database_url: str, allowed: bool) -> None:
-    """Open or close the database to new connections: an outage of this database alone."""
-    name = make_url(database_url).database
-    with psycopg.connect(postgres.admin_url(), autocommit=True) as admin:
-        admin.execute(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS {str(allowed).lower()}')
 
 
 async def test_connections_killed_between_runs_cost_no_run_and_no_second_call(
@@ -81,18 +72,17 @@ async def test_an_answer_is_recorded_through_a_database_outage_without_a_second_
         with caplog.at_level(logging.WARNING, logger="keeperhub_scheduler.executor"):
             async with running_executor(database_url, queue, standin.url):
                 await wait_until(lambda: len(standin.state.calls) == 1, what="the call")
-                allow_connections(database_url, False)
-                postgres.terminate_connections(database_url)
+                postgres.allow_connections(database_url, False)  # and ends its connections
 
                 def retrying() -> bool:
                     messages = [record.getMessage() for record in caplog.records]
                     return "could not record an outcome; trying again" in messages
 
                 await wait_until(retrying, what="the record to fail and be tried again")
-                allow_connections(database_url, True)
+                postgres.allow_connections(database_url, True)
                 runs = await wait_for_runs(engine, [run_id])
     finally:
-        allow_connections(database_url, True)
+        postgres.allow_connections(database_url, True)
 
     assert (runs[run_id]["status"], runs[run_id]["attempts"]) == ("succeeded", 1)
     assert [call["executionId"] for call in standin.state.calls] == [run_id]
