@@ -1,4 +1,5 @@
-"""Fixtures shared by every test: real PostgreSQL databases and real LocalStack queues.
+"""Fixtures shared by every test: real PostgreSQL databases (and SQLite files, for the tests run
+on both) and real LocalStack queues.
 
 A missing server fails the tests that need it with a message that says how to start it; nothing is
 skipped. ``make test`` starts LocalStack and checks PostgreSQL before pytest runs.
@@ -7,12 +8,16 @@ skipped. ``make test`` starts LocalStack and checks PostgreSQL before pytest run
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
 
+from keeperhub_scheduler.db.engine import create_engine
 from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.transport.sqs import QueueEndpoint
 from tests.support import postgres, sqs
+from tests.support.sqlite import sqlite_url
 
 # The fixtures that reach a server: a test whose fixtures include one is marked ``server``.
 SERVER_FIXTURES = frozenset({"pg_admin_url", "localstack"})
@@ -79,6 +84,22 @@ def database_url(migrated_template: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database of this test's own (``postgresql://`` URL)."""
     with postgres.throwaway_database("test", template=migrated_template) as url:
         yield url
+
+
+@pytest.fixture(params=["postgresql", "sqlite"])
+def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """The test runs twice: on PostgreSQL (``database_url``) and on a migrated SQLite file, the
+    embedded mode's database."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("database_url"))
+    return sqlite_url(tmp_path)
+
+
+@pytest.fixture
+async def any_engine(any_database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(any_database_url)
+    yield engine
+    await engine.dispose()
 
 
 @pytest.fixture

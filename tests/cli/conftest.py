@@ -1,3 +1,3 @@
-from tests.management.world import any_client, any_database_url, any_engine, client, engine
+from tests.management.world import any_client, client, engine
 
-__all__ = ["any_client", "any_database_url", "any_engine", "client", "engine"]
+__all__ = ["any_client", "client", "engine"]

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from tests.cli.world import database_env, failed, invoke, invoke_json
 from tests.management.world import add_runs, run_columns, utc
+from tests.support.sqlite import sqlite_url
 
 
 async def new_schedule(env: dict[str, str | None], workflow_id: str = "wf_report") -> str:
@@ -226,10 +228,8 @@ async def test_the_api_command_refuses_to_start_without_a_token(database_url: st
     assert "secrets.token_urlsafe(32)" in line  # how to make one
 
 
-async def test_the_same_commands_on_sqlite(tmp_path: object) -> None:
-    from tests.management.world import sqlite_url
-
-    env = database_env(sqlite_url(tmp_path))  # type: ignore[arg-type]
+async def test_the_same_commands_on_sqlite(tmp_path: Path) -> None:
+    env = database_env(sqlite_url(tmp_path))
     schedule_id = await new_schedule(env)
     await invoke_json(env, "schedules", "pause", schedule_id, "--note", "n")
     assert (await invoke_json(env, "schedules", "list", "--paused"))["items"][0][

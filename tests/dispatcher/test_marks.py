@@ -8,17 +8,15 @@ The same rules hold for PostgreSQL's array statement and SQLite's portable ones.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from keeperhub_scheduler.db import store_for
-from keeperhub_scheduler.db.engine import create_engine, database_now
-from keeperhub_scheduler.db.migrate import upgrade
+from keeperhub_scheduler.db.engine import database_now
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.dispatcher.stream import RelayStream
 from keeperhub_scheduler.runs import RunRef, new_run_id
@@ -29,21 +27,15 @@ OCCURRENCE = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 TOLERANCE = timedelta(milliseconds=500)  # a slow machine's round trips, not the marks' delay
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("database_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'embedded.db'}"
-        upgrade(url)
-    engine = create_engine(url)
-    async with engine.begin() as connection:
+@pytest.fixture
+async def engine(any_engine: AsyncEngine) -> AsyncEngine:
+    """PostgreSQL's or SQLite's, with one workflow and one schedule."""
+    async with any_engine.begin() as connection:
         await connection.execute(insert(workflows).values(id="wf", name="wf", enabled=True))
         await connection.execute(
             insert(workflow_schedules).values(id="s", workflow_id="wf", cron_expression="* * * * *")
         )
-    yield engine
-    await engine.dispose()
+    return any_engine
 
 
 async def add_run(engine: AsyncEngine, minute: int, status: str = "pending") -> RunRef:

@@ -32,8 +32,8 @@ from tests.management.world import (
     run_columns,
     schedule_columns,
     settings_for,
-    sqlite_url,
 )
+from tests.support.sqlite import sqlite_url
 from tests.support.standin import running_standin
 
 

@@ -1,8 +1,7 @@
 """Shared builders and fixtures of the management, API and CLI tests.
 
-Fixtures here are imported by name into each directory's conftest. ``any_database_url`` runs a
-test on both real databases the scheduler supports: PostgreSQL (a fresh migrated database) and
-SQLite (a migrated file), the embedded mode's.
+Fixtures here are imported by name into each directory's conftest; ``any_database_url`` and
+``any_engine``, which run a test on PostgreSQL and on SQLite, are every test's (tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -10,7 +9,6 @@ from __future__ import annotations
 import secrets
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,19 +19,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from keeperhub_scheduler.api import create_app
 from keeperhub_scheduler.config import Settings, load_settings
 from keeperhub_scheduler.db.engine import create_engine
-from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.db.tables import schedule_runs, workflow_schedules, workflows
 from keeperhub_scheduler.runs import new_run_id
 
 TOKEN = "test-token-0123456789"
 R = schedule_runs
 S = workflow_schedules
-
-
-def sqlite_url(directory: Path) -> str:
-    url = f"sqlite:///{directory / 'scheduler.db'}"
-    upgrade(url)
-    return url
 
 
 def settings_for(database_url: str, **overrides: Any) -> Settings:
@@ -45,23 +36,9 @@ def settings_for(database_url: str, **overrides: Any) -> Settings:
     return load_settings(**(values | overrides))
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-def any_database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    if request.param == "postgresql":
-        return str(request.getfixturevalue("database_url"))
-    return sqlite_url(tmp_path)
-
-
 @pytest.fixture
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
-    yield engine
-    await engine.dispose()
-
-
-@pytest.fixture
-async def any_engine(any_database_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(any_database_url)
     yield engine
     await engine.dispose()
 

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from keeperhub_scheduler.db.engine import create_engine
-from keeperhub_scheduler.db.migrate import upgrade
 from keeperhub_scheduler.db.tables import workflow_schedules, workflows
 from keeperhub_scheduler.errors import InvalidScheduleError, NotFoundError
 from keeperhub_scheduler.management.service import (
@@ -80,15 +76,10 @@ def test_compute_next_run_time() -> None:
     assert compute_next_run_time("bogus", "UTC", after) is None
 
 
-@pytest.fixture(params=["postgresql", "sqlite"])
-async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    if request.param == "postgresql":
-        url = request.getfixturevalue("database_url")
-    else:
-        url = f"sqlite:///{tmp_path / 'scheduler.db'}"
-        upgrade(url)
-    engine = create_engine(url)
-    async with engine.begin() as connection:
+@pytest.fixture
+async def engine(any_engine: AsyncEngine) -> AsyncEngine:
+    """PostgreSQL's or SQLite's, with one workflow and one schedule."""
+    async with any_engine.begin() as connection:
         await connection.execute(
             insert(workflows),
             [
@@ -96,8 +87,7 @@ async def engine(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterato
                 {"id": "wf2", "name": "two", "enabled": True},
             ],
         )
-    yield engine
-    await engine.dispose()
+    return any_engine
 
 
 async def schedule_rows(engine: AsyncEngine) -> list[Any]:

@@ -1,3 +1,3 @@
-from tests.management.world import any_database_url, any_engine, engine
+from tests.management.world import engine
 
-__all__ = ["any_database_url", "any_engine", "engine"]
+__all__ = ["engine"]
