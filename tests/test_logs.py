@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+from datetime import UTC, datetime
 
 import pytest
 
@@ -138,3 +139,23 @@ def test_every_form_of_the_database_password_is_masked(
     line = capsys.readouterr().err
     assert "ss-W0rd" not in line
     assert line.count("**********") == 3
+
+
+def test_each_line_is_stamped_with_its_own_instant_to_the_millisecond() -> None:
+    formatter = JsonFormatter()
+    # Lines within one second share its formatted part; the next second must not reuse it.
+    for created in (1_764_955_399.0421, 1_764_955_399.9999, 1_764_955_400.001, 1_700_000_000.5):
+        record = logging.LogRecord("t", logging.INFO, "", 0, "tick", (), None)
+        record.created, record.msecs = created, (created - int(created)) * 1000
+        stamp = json.loads(formatter.format(record))["ts"]
+        expected = datetime.fromtimestamp(int(created), UTC).isoformat()
+        assert stamp == f"{expected[:-6]}.{int(record.msecs):03d}+00:00"
+
+
+def test_the_fields_a_line_was_given_are_written_and_the_record_s_own_are_not() -> None:
+    record = logging.getLogger("t").makeRecord(
+        "t", logging.INFO, "", 0, "run finished", (), None, extra={"run_id": "r1", "attempt": 2}
+    )
+    entry = json.loads(JsonFormatter().format(record))
+    assert entry == entry | {"msg": "run finished", "level": "info", "run_id": "r1", "attempt": 2}
+    assert set(entry) == {"ts", "level", "logger", "msg", "run_id", "attempt"}

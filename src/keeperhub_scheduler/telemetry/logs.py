@@ -10,10 +10,14 @@ import sys
 import time
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from itertools import islice
 from typing import Any
 
 # Attributes every LogRecord has; anything else was passed with ``extra=`` and is logged as a field.
 _STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "taskName"}
+# A record's own attributes come first in its ``__dict__`` (its constructor sets them; ``extra=``
+# is added after): the fields are looked for among the rest only.
+_OWN_ATTRIBUTES = len(logging.makeLogRecord({}).__dict__)
 _REDACTED = "**********"
 # A secret this long is masked wherever it appears. A shorter one is masked where it stands on
 # its own (not inside a longer word or number): masking every "a" of a log for a one-letter
@@ -34,16 +38,17 @@ class Scrubber:
             else rf"(?<![A-Za-z0-9]){re.escape(form)}(?![A-Za-z0-9])"
             for form in sorted(forms, key=len, reverse=True)  # a secret holding another: whole
         ]
-        self._pattern = re.compile("|".join(patterns)) if patterns else None
+        self._pattern = re.compile("|".join(patterns))  # used only once a form is found
         self._forms = tuple(forms)
 
     def __call__(self, text: str) -> str:
         # Most lines hold no secret: a substring test per form is many times cheaper than the
         # pattern (whose look-arounds defeat the regex engine's literal search), and a secret
         # that is there, whole word or not, is always found by it.
-        if self._pattern is None or not any(form in text for form in self._forms):
-            return text
-        return self._pattern.sub(_REDACTED, text)
+        for form in self._forms:
+            if form in text:
+                return self._pattern.sub(_REDACTED, text)
+        return text
 
 
 def _json_form(secret: str) -> str:
@@ -68,20 +73,31 @@ class JsonFormatter(logging.Formatter):
     def __init__(self, secrets: tuple[str, ...] = ()) -> None:
         super().__init__()
         self.scrub = Scrubber(secrets)
+        self._second = -1  # the whole second ``_prefix`` is the ISO form of
+        self._prefix = ""
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "ts": self._timestamp(record),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
         }
-        for key, value in record.__dict__.items():
-            if key not in _STANDARD and not key.startswith("_"):
+        for key, value in islice(record.__dict__.items(), _OWN_ATTRIBUTES, None):
+            if key not in _STANDARD and key[0] != "_":
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = _shortened(self.formatException(record.exc_info))
         return self.scrub(_ENCODE(entry))
+
+    def _timestamp(self, record: logging.LogRecord) -> str:
+        """UTC, to the millisecond (``2026-12-05T17:23:19.042+00:00``). The executor logs a line
+        per run, so the second's part is formatted once a second, not once a line."""
+        second = int(record.created)
+        if second != self._second:
+            moment = datetime.fromtimestamp(second, UTC)
+            self._second, self._prefix = second, moment.isoformat(timespec="seconds")[:-6]
+        return f"{self._prefix}.{int(record.msecs):03d}+00:00"
 
 
 class TextFormatter(JsonFormatter):
