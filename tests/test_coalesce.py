@@ -117,6 +117,34 @@ async def test_with_a_linger_items_of_separate_turns_wait_for_each_other() -> No
     assert call.batches == [[0, 1, 2, 3]]
 
 
+async def test_with_a_linger_a_batch_waits_while_items_keep_coming() -> None:
+    """A receive's slowest call answers after the first's linger is up: the batch waits on as
+    long as each item comes within a linger of the one before, so it is not cut in two."""
+    call = Recorder()
+    coalescer = Coalescer(call, limit=10, linger=0.1)
+    tasks = []
+    for item in range(6):  # 0.2 s from the first item to the last: two lingers
+        tasks.append(asyncio.create_task(coalescer.submit(item)))
+        await asyncio.sleep(0.04)
+
+    assert await asyncio.gather(*tasks) == [0, 2, 4, 6, 8, 10]
+    assert call.batches == [[0, 1, 2, 3, 4, 5]]
+
+
+async def test_with_a_linger_a_steady_stream_still_goes_out_within_the_longest_wait() -> None:
+    call = Recorder()
+    coalescer = Coalescer(call, limit=100, linger=0.05)  # at most 0.2 s from a batch's first
+    loop = asyncio.get_running_loop()
+    started, tasks = loop.time(), []
+    while loop.time() - started < 0.6:
+        tasks.append(asyncio.create_task(coalescer.submit(len(tasks))))
+        await asyncio.sleep(0.01)
+    await asyncio.gather(*tasks)
+
+    assert len(call.batches) >= 3  # never one batch held for as long as items come
+    assert sorted(item for batch in call.batches for item in batch) == list(range(len(tasks)))
+
+
 async def test_a_full_batch_does_not_wait_out_the_linger() -> None:
     call = Recorder()
     coalescer = Coalescer(call, limit=3, linger=60.0)

@@ -51,8 +51,9 @@ from keeperhub_scheduler.runs import FINAL_OUTCOMES, ClaimedRun, RunRef
 
 CLAIMS_PER_STATEMENT = 10  # runs one claim statement takes at most
 OUTCOMES_PER_STATEMENT = 10  # final outcomes one record statement writes at most
-# How long a final outcome waits for others (the calls of one receive answer milliseconds
-# apart) so that they are written by one statement; the heartbeat holds the run meanwhile.
+# How long a batch of final outcomes waits for one more (the calls of one receive answer
+# milliseconds apart; ``coalesce``: at most four times this from the first) so that they are
+# written by one statement; the heartbeat holds the runs meanwhile.
 OUTCOME_LINGER_SECONDS = 0.005
 
 

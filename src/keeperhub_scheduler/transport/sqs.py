@@ -23,7 +23,7 @@ from keeperhub_scheduler.transport.dlq import DeadLetterCopy, dead_letter_copy, 
 # read timeout (sized for 20 s long polls) times its retries, while occurrences come due.
 SEND_TIMEOUT_SECONDS = 10.0
 MAX_VISIBILITY_SECONDS = 43_200  # 12 hours, SQS's ceiling
-DELETE_LINGER_SECONDS = 0.005  # how long a delete waits for others to share its batch call
+DELETE_LINGER_SECONDS = 0.005  # how long a batch of deletes waits for one more (coalesce)
 
 
 @dataclass(frozen=True)
