@@ -4,6 +4,7 @@ answer is classified (succeeded, retry, failed) with its error and Retry-After."
 from __future__ import annotations
 
 import email.utils
+import json
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -12,8 +13,9 @@ import pytest
 from aiohttp import web
 
 from keeperhub_scheduler.dev.standin import Scripted, StandInState
-from keeperhub_scheduler.keeperhub.client import KeeperHubClient
+from keeperhub_scheduler.keeperhub.client import KeeperHubClient, request_body
 from keeperhub_scheduler.runs import RunRef
+from keeperhub_scheduler.transport.messages import format_instant
 from tests.support.standin import free_port, running_standin
 
 WHEN = datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
@@ -56,6 +58,32 @@ async def test_the_call_carries_the_contract(
             "triggerTime": "2026-03-29T01:30:00.000Z",
         },
     }
+
+
+@pytest.mark.parametrize(
+    "run",
+    [
+        REQUEST,
+        replace(
+            REQUEST, schedule_id='s"q\\uo\u00e9te\n', scheduled_for=WHEN + timedelta(microseconds=7)
+        ),
+        replace(
+            REQUEST,
+            run_id="r\u2028\x00",
+            scheduled_for=datetime(1999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC),
+        ),
+    ],
+)
+def test_the_body_is_what_json_would_write(run: RunRef) -> None:
+    payload = {
+        "executionId": run.run_id,
+        "input": {
+            "triggerType": "schedule",
+            "scheduleId": run.schedule_id,
+            "triggerTime": format_instant(run.scheduled_for),
+        },
+    }
+    assert request_body(run) == json.dumps(payload).encode()
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,7 @@ import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from json.encoder import encode_basestring_ascii as _quoted
 from typing import Final, Literal
 from urllib.parse import quote
 
@@ -110,17 +111,9 @@ class KeeperHubClient:
         headers = {"Content-Type": "application/json", "Idempotency-Key": run.run_id}
         if self._service_key:
             headers["X-Service-Key"] = self._service_key
-        body = {
-            "executionId": run.run_id,
-            "input": {
-                "triggerType": TRIGGER_TYPE,
-                "scheduleId": run.schedule_id,
-                "triggerTime": format_instant(run.scheduled_for),
-            },
-        }
         started = time.monotonic()
         try:
-            answer = await self.post(url, json.dumps(body).encode(), headers)
+            answer = await self.post(url, request_body(run), headers)
         except aiohttp.ConnectionTimeoutError:
             return CallResult(RETRY, None, "timeout: ConnectTimeout", None, _since(started))
         except TimeoutError:  # aiohttp's read timeouts are TimeoutErrors too
@@ -154,6 +147,17 @@ class KeeperHubClient:
             connector=connector, cookie_jar=aiohttp.DummyCookieJar(), trust_env=False
         )
         return self._session
+
+
+def request_body(run: RunRef) -> bytes:
+    """The execute call's body, as ``json.dumps`` writes it (a test holds the two equal), joined
+    by hand as the queue message's is: one a run, and walking a dict through the encoder cost
+    more than the rest of building the call. Each string is escaped by the encoder's function."""
+    return (
+        f'{{"executionId": {_quoted(run.run_id)}, "input": {{"triggerType": "{TRIGGER_TYPE}",'
+        f' "scheduleId": {_quoted(run.schedule_id)},'
+        f' "triggerTime": {_quoted(format_instant(run.scheduled_for))}}}}}'
+    ).encode()
 
 
 def classify(answer: Answer, seconds: float) -> CallResult:
