@@ -4,6 +4,7 @@ refused connection is a retry and a redirect is a final failure, never followed.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
 import json
 from collections.abc import AsyncIterator
@@ -36,6 +37,16 @@ async def hang_up(request: web.Request) -> web.StreamResponse:
     return response
 
 
+async def in_pieces(request: web.Request) -> web.StreamResponse:
+    response = web.StreamResponse(status=503)  # chunked: the end comes after the last piece
+    await response.prepare(request)
+    for piece in (b'{"error": ', b'"busy, ', b'try later"}'):
+        await response.write(piece)
+        await asyncio.sleep(0.02)
+    await response.write_eof()
+    return response
+
+
 async def redirect(_request: web.Request) -> web.Response:
     raise web.HTTPFound("http://169.254.169.254/elsewhere")
 
@@ -54,6 +65,7 @@ async def server() -> AsyncIterator[str]:
     app.add_routes([
         web.post("/gzip", gzipped_error), web.post("/huge", huge), web.post("/hang-up", hang_up),
         web.post("/redirect", redirect), web.post("/echo", echo),
+        web.post("/in-pieces", in_pieces),
     ])  # fmt: skip
     runner = web.AppRunner(app)
     await runner.setup()
@@ -97,6 +109,12 @@ async def test_a_huge_body_is_cut_at_the_limit(server: str, client: KeeperHubCli
     status, body, _ = await post(client, f"{server}/huge")
 
     assert (status, len(body)) == (500, 4096)
+
+
+async def test_a_body_sent_in_pieces_is_read_whole(server: str, client: KeeperHubClient) -> None:
+    status, body, _ = await post(client, f"{server}/in-pieces")
+
+    assert (status, json.loads(body)) == (503, {"error": "busy, try later"})
 
 
 async def test_a_server_hanging_up_mid_answer_is_a_client_error(

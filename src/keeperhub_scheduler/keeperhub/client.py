@@ -134,7 +134,8 @@ class KeeperHubClient:
 
     async def _read(self, response: aiohttp.ClientResponse) -> bytes:
         body = bytearray()
-        while len(body) < self._max_body_bytes:
+        # Until the end or the cap; a small answer comes with its end, so one read takes it all.
+        while not response.content.at_eof() and len(body) < self._max_body_bytes:
             chunk = await response.content.read(self._max_body_bytes - len(body))
             if not chunk:
                 break
