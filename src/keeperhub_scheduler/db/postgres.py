@@ -114,8 +114,12 @@ class PostgresStore(RunStore):
                 "created_at": runs.created_at,
                 "relay_lease_until": runs.relay_lease_until,
             }
-            result = await connection.exec_driver_sql(sql.INSERT_FIRES, fires)
-            inserted = set(result.scalars())
+            # The new runs' ids straight from the driver, as the due rows are (see lock_due).
+            driver = (await connection.get_raw_connection()).driver_connection
+            assert driver is not None  # a connection checked out for this transaction
+            async with driver.cursor() as cursor:
+                await cursor.execute(sql.INSERT_FIRES, fires)
+                inserted = {row[0] for row in await cursor.fetchall()}
         if runs.skips:
             columns = _columns(runs.skips, sql.RUN_COLUMNS)
             await connection.exec_driver_sql(sql.INSERT_RUNS, columns)
