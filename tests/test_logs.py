@@ -154,8 +154,9 @@ def test_each_line_is_stamped_with_its_own_instant_to_the_millisecond() -> None:
 
 def test_the_fields_a_line_was_given_are_written_and_the_record_s_own_are_not() -> None:
     record = logging.getLogger("t").makeRecord(
-        "t", logging.INFO, "", 0, "run finished", (), None, extra={"run_id": "r1", "attempt": 2}
-    )
+        "t", logging.INFO, "", 0, "run finished", (), None,
+        extra={"run_id": "r1", "attempt": 2, "": "unnamed", "_private": 1},
+    )  # fmt: skip
     entry = json.loads(JsonFormatter().format(record))
     assert entry == entry | {"msg": "run finished", "level": "info", "run_id": "r1", "attempt": 2}
-    assert set(entry) == {"ts", "level", "logger", "msg", "run_id", "attempt"}
+    assert set(entry) == {"ts", "level", "logger", "msg", "run_id", "attempt", ""}

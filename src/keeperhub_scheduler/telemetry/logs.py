@@ -84,7 +84,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in islice(record.__dict__.items(), _OWN_ATTRIBUTES, None):
-            if key not in _STANDARD and key[0] != "_":
+            if key not in _STANDARD and not key.startswith("_"):
                 entry[key] = value
         if record.exc_info:
             entry["exception"] = _shortened(self.formatException(record.exc_info))
