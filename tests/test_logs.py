@@ -141,15 +141,29 @@ def test_every_form_of_the_database_password_is_masked(
     assert line.count("**********") == 3
 
 
-def test_each_line_is_stamped_with_its_own_instant_to_the_millisecond() -> None:
+@pytest.mark.parametrize(
+    ("created", "stamp"),
+    [
+        (1_764_955_399.0421, "2025-12-05T17:23:19.042+00:00"),
+        (1_764_955_399.9999, "2025-12-05T17:23:19.999+00:00"),
+        (1_764_955_400.001, "2025-12-05T17:23:20.001+00:00"),  # 0.000999... as a float
+        (1_764_955_400.9999999, "2025-12-05T17:23:21.000+00:00"),  # rounds to the next second
+        (1_700_000_000.5, "2023-11-14T22:13:20.500+00:00"),
+    ],
+)
+def test_each_line_is_stamped_with_its_own_instant_to_the_millisecond(
+    created: float, stamp: str
+) -> None:
     formatter = JsonFormatter()
-    # Lines within one second share its formatted part; the next second must not reuse it.
-    for created in (1_764_955_399.0421, 1_764_955_399.9999, 1_764_955_400.001, 1_700_000_000.5):
+    for earlier in (
+        created - 1,
+        created,
+    ):  # the second's part kept from a line before is not reused
         record = logging.LogRecord("t", logging.INFO, "", 0, "tick", (), None)
-        record.created, record.msecs = created, (created - int(created)) * 1000
-        stamp = json.loads(formatter.format(record))["ts"]
-        expected = datetime.fromtimestamp(int(created), UTC).isoformat()
-        assert stamp == f"{expected[:-6]}.{int(record.msecs):03d}+00:00"
+        record.created = earlier
+        line = formatter.format(record)
+    assert json.loads(line)["ts"] == stamp
+    assert stamp == datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")
 
 
 def test_the_fields_a_line_was_given_are_written_and_the_record_s_own_are_not() -> None:

@@ -78,7 +78,7 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         entry: dict[str, Any] = {
-            "ts": self._timestamp(record),
+            "ts": self._timestamp(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
             "msg": record.getMessage(),
@@ -90,14 +90,20 @@ class JsonFormatter(logging.Formatter):
             entry["exception"] = _shortened(self.formatException(record.exc_info))
         return self.scrub(_ENCODE(entry))
 
-    def _timestamp(self, record: logging.LogRecord) -> str:
-        """UTC, to the millisecond (``2026-12-05T17:23:19.042+00:00``). The executor logs a line
-        per run, so the second's part is formatted once a second, not once a line."""
-        second = int(record.created)
+    def _timestamp(self, created: float) -> str:
+        """UTC, to the millisecond (``2026-12-05T17:23:19.042+00:00``), exactly as
+        ``datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds")`` writes it:
+        rounded to the microsecond first, then cut (``record.msecs`` is cut from the float, and
+        ``.001`` can read as ``.000`` there). The executor logs a line per run, so the second's
+        part is formatted once a second, not once a line."""
+        second = int(created)
+        micro = round((created - second) * 1_000_000)
+        if micro == 1_000_000:
+            second, micro = second + 1, 0
         if second != self._second:
             moment = datetime.fromtimestamp(second, UTC)
             self._second, self._prefix = second, moment.isoformat(timespec="seconds")[:-6]
-        return f"{self._prefix}.{int(record.msecs):03d}+00:00"
+        return f"{self._prefix}.{micro // 1000:03d}+00:00"
 
 
 class TextFormatter(JsonFormatter):
